@@ -91,13 +91,14 @@ static size_t format_prefix(char *line, size_t size, enum dd_log_level level)
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &local);
 	written = snprintf(line, size, "%04d-%02d-%02d %02d:%02d:%02d.%06ld %-7s [%s] ",
-			   local.tm_year + 1900, local.tm_mon + 1, local.tm_mday, local.tm_hour,
-			   local.tm_min, local.tm_sec, now.tv_nsec / 1000, level_names[level],
-			   (thread_name[0] != '\0') ? thread_name : "main");
+	                   local.tm_year + 1900, local.tm_mon + 1, local.tm_mday, local.tm_hour,
+	                   local.tm_min, local.tm_sec, now.tv_nsec / 1000, level_names[level],
+	                   (thread_name[0] != '\0') ? thread_name : "main");
 	return (written < 0) ? 0 : (size_t) written;
 }
 
-static void write_line(enum dd_log_level level, int error, const char *format, va_list args)
+__attribute__((format(printf, 3, 0))) static void write_line(enum dd_log_level level, int error,
+                                                             const char *format, va_list args)
 {
 	char line[LOG_LINE_MAX];
 	size_t length = format_prefix(line, sizeof(line) - 1, level);
@@ -109,7 +110,7 @@ static void write_line(enum dd_log_level level, int error, const char *format, v
 	}
 	if ((error != DD_SUCCESS) && (length < sizeof(line) - 1)) {
 		written = snprintf(line + length, sizeof(line) - 1 - length, ": %s (%s)",
-				   dd_strerror(error), dd_error_name(error));
+		                   dd_strerror(error), dd_error_name(error));
 		length += (written < 0) ? 0 : (size_t) written;
 	}
 	if (length > sizeof(line) - 2)

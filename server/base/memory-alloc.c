@@ -26,16 +26,17 @@ static void account_allocation(void *pointer)
 	size_t now = atomic_fetch_add_explicit(&bytes_in_use, size, memory_order_relaxed) + size;
 	size_t peak = atomic_load_explicit(&peak_bytes_in_use, memory_order_relaxed);
 
-	while ((now > peak) && !atomic_compare_exchange_weak_explicit(&peak_bytes_in_use, &peak, now,
-								     memory_order_relaxed,
-								     memory_order_relaxed))
+	while ((now > peak) &&
+	       !atomic_compare_exchange_weak_explicit(&peak_bytes_in_use, &peak, now,
+	                                              memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
 static int finish_allocation(void *memory, size_t size, const char *what, void *ptr)
 {
 	if (memory == NULL)
-		return dd_log_error_strerror(ENOMEM, "cannot allocate %zu bytes for %s", size, what);
+		return dd_log_error_strerror(ENOMEM, "cannot allocate %zu bytes for %s", size,
+		                             what);
 	account_allocation(memory);
 	*(void **) ptr = memory;
 	return DD_SUCCESS;
@@ -49,8 +50,8 @@ int dd_allocate(size_t size, const char *what, void *ptr)
 int dd_allocate_array(size_t count, size_t size, const char *what, void *ptr)
 {
 	if ((size != 0) && (count > SIZE_MAX / size))
-		return dd_log_error_strerror(ENOMEM, "%zu x %zu bytes for %s overflows", count, size,
-					     what);
+		return dd_log_error_strerror(ENOMEM, "%zu x %zu bytes for %s overflows", count,
+		                             size, what);
 	return dd_allocate(count * size, what, ptr);
 }
 
@@ -60,8 +61,8 @@ int dd_allocate_aligned(size_t size, size_t alignment, const char *what, void *p
 
 	if ((alignment == 0) || ((alignment & (alignment - 1)) != 0) ||
 	    (alignment < sizeof(void *)))
-		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
-					     "bad alignment %zu for %s", alignment, what);
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "bad alignment %zu for %s",
+		                             alignment, what);
 	if (size == 0)
 		size = 1;
 	if (posix_memalign(&memory, alignment, size) != 0)
@@ -73,7 +74,7 @@ int dd_allocate_aligned(size_t size, size_t alignment, const char *what, void *p
 
 int dd_duplicate(const void *source, size_t size, const char *what, void *ptr)
 {
-	void *copy;
+	void *copy = NULL;
 	int result = dd_allocate(size, what, &copy);
 
 	if (result != DD_SUCCESS)

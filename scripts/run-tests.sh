@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run every test of the project, as CI does (.ci/run calls exactly this).
+#
+# Installs the Debian packages it needs, then builds and runs:
+#   1. the unit tests (ctest) in an optimized build with debug info;
+#   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the multi-threaded unit tests (ctest label "threads") under ThreadSanitizer;
+#   4. the integration tests (pytest under /usr/bin/python3) against the optimized build.
+# Any failure stops the script with a non-zero exit status.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+scripts/install-deps.sh
+
+jobs=$(nproc)
+export DD_LOG_LEVEL=${DD_LOG_LEVEL:-error}
+
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DBUILD_BENCHMARKS=ON "$@" >/dev/null
+  ninja -C "$dir" >/dev/null
+}
+
+echo "== unit tests (RelWithDebInfo)"
+build build/ci-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ctest --test-dir build/ci-release --output-on-failure -j "$jobs"
+
+echo "== unit tests under ASan + UBSan"
+build build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DENABLE_SANITIZERS=ON -DBUILD_BENCHMARKS=OFF
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/ci-asan --output-on-failure -j "$jobs"
+
+echo "== threaded unit tests under TSan"
+build build/ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENABLE_TSAN=ON -DBUILD_BENCHMARKS=OFF
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/ci-tsan -L threads --output-on-failure -j "$jobs"
+
+echo "== integration tests (pytest)"
+DD_BUILD_DIR="$top/build/ci-release" /usr/bin/python3 -m pytest -q tests/integration
