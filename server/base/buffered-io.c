@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "byte-order.h"
 #include "logger.h"
 #include "memory-alloc.h"
 
@@ -102,59 +103,26 @@ struct dd_buffered_reader {
 	int error;
 };
 
-static void put_le16(uint8_t *bytes, uint16_t value)
-{
-	bytes[0] = (uint8_t) value;
-	bytes[1] = (uint8_t) (value >> 8);
-}
-
-static void put_le32(uint8_t *bytes, uint32_t value)
-{
-	put_le16(bytes, (uint16_t) value);
-	put_le16(bytes + 2, (uint16_t) (value >> 16));
-}
-
-static void put_le64(uint8_t *bytes, uint64_t value)
-{
-	put_le32(bytes, (uint32_t) value);
-	put_le32(bytes + 4, (uint32_t) (value >> 32));
-}
-
-static uint16_t get_le16(const uint8_t *bytes)
-{
-	return (uint16_t) (bytes[0] | (bytes[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *bytes)
-{
-	return get_le16(bytes) | ((uint32_t) get_le16(bytes + 2) << 16);
-}
-
-static uint64_t get_le64(const uint8_t *bytes)
-{
-	return get_le32(bytes) | ((uint64_t) get_le32(bytes + 4) << 32);
-}
-
 static void encode_header(uint8_t *block, const struct block_header *header)
 {
-	put_le32(block + OFFSET_MAGIC, header->magic);
-	put_le16(block + OFFSET_VERSION, header->version);
-	put_le16(block + OFFSET_FLAGS, header->flags);
-	put_le64(block + OFFSET_SEQUENCE, header->sequence);
-	put_le64(block + OFFSET_NONCE, header->nonce);
-	put_le32(block + OFFSET_PAYLOAD_BYTES, header->payload_bytes);
-	put_le32(block + OFFSET_RESERVED, header->reserved);
+	dd_put_le32(block + OFFSET_MAGIC, header->magic);
+	dd_put_le16(block + OFFSET_VERSION, header->version);
+	dd_put_le16(block + OFFSET_FLAGS, header->flags);
+	dd_put_le64(block + OFFSET_SEQUENCE, header->sequence);
+	dd_put_le64(block + OFFSET_NONCE, header->nonce);
+	dd_put_le32(block + OFFSET_PAYLOAD_BYTES, header->payload_bytes);
+	dd_put_le32(block + OFFSET_RESERVED, header->reserved);
 }
 
 static void decode_header(const uint8_t *block, struct block_header *header)
 {
-	header->magic = get_le32(block + OFFSET_MAGIC);
-	header->version = get_le16(block + OFFSET_VERSION);
-	header->flags = get_le16(block + OFFSET_FLAGS);
-	header->sequence = get_le64(block + OFFSET_SEQUENCE);
-	header->nonce = get_le64(block + OFFSET_NONCE);
-	header->payload_bytes = get_le32(block + OFFSET_PAYLOAD_BYTES);
-	header->reserved = get_le32(block + OFFSET_RESERVED);
+	header->magic = dd_get_le32(block + OFFSET_MAGIC);
+	header->version = dd_get_le16(block + OFFSET_VERSION);
+	header->flags = dd_get_le16(block + OFFSET_FLAGS);
+	header->sequence = dd_get_le64(block + OFFSET_SEQUENCE);
+	header->nonce = dd_get_le64(block + OFFSET_NONCE);
+	header->payload_bytes = dd_get_le32(block + OFFSET_PAYLOAD_BYTES);
+	header->reserved = dd_get_le32(block + OFFSET_RESERVED);
 }
 
 /* The checksum a block should carry when written with @nonce. */
@@ -305,7 +273,7 @@ static void seal_block(struct dd_buffered_writer *writer, bool final)
 
 	encode_header(block, &header);
 	memset(block + OFFSET_PAYLOAD + writer->fill, 0, DD_BUFFERED_PAYLOAD_SIZE - writer->fill);
-	put_le64(block + OFFSET_CHECKSUM, compute_checksum(block, writer->nonce));
+	dd_put_le64(block + OFFSET_CHECKSUM, compute_checksum(block, writer->nonce));
 	writer->sealed++;
 	writer->fill = 0;
 }
@@ -438,7 +406,7 @@ block_error(const struct dd_buffered_reader *reader, size_t index, int error, co
 static int diagnose_checksum(const struct dd_buffered_reader *reader, const uint8_t *block,
                              size_t index, const struct block_header *header)
 {
-	uint64_t stored = get_le64(block + OFFSET_CHECKSUM);
+	uint64_t stored = dd_get_le64(block + OFFSET_CHECKSUM);
 
 	if (is_all_zero(block, DD_BUFFERED_BLOCK_SIZE))
 		return block_error(
@@ -518,7 +486,7 @@ static int verify_block(const struct dd_buffered_reader *reader, const uint8_t *
 	int result;
 
 	decode_header(block, header);
-	if (compute_checksum(block, reader->nonce) != get_le64(block + OFFSET_CHECKSUM))
+	if (compute_checksum(block, reader->nonce) != dd_get_le64(block + OFFSET_CHECKSUM))
 		return diagnose_checksum(reader, block, index, header);
 	result = check_identity(reader, index, header);
 	if (result != DD_SUCCESS)

@@ -47,12 +47,12 @@
  */
 #include "delta-index.h"
 
-#include <endian.h>
 #include <math.h>
 #include <string.h>
 
 #include <xxhash.h>
 
+#include "byte-order.h"
 #include "logger.h"
 #include "memory-alloc.h"
 #include "permassert.h"
@@ -127,45 +127,6 @@ static const uint8_t SAVE_MAGIC[SAVE_MAGIC_BYTES] = { 'D', 'L', 'T', 'Z', 'O', '
 /* Little-endian loads and stores, and bit fields                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static inline uint64_t load_le64(const uint8_t *address)
-{
-	uint64_t value;
-
-	memcpy(&value, address, sizeof(value));
-	return le64toh(value);
-}
-
-static inline void store_le64(uint8_t *address, uint64_t value)
-{
-	value = htole64(value);
-	memcpy(address, &value, sizeof(value));
-}
-
-static inline uint32_t load_le32(const uint8_t *address)
-{
-	uint32_t value;
-
-	memcpy(&value, address, sizeof(value));
-	return le32toh(value);
-}
-
-static inline void store_le32(uint8_t *address, uint32_t value)
-{
-	value = htole32(value);
-	memcpy(address, &value, sizeof(value));
-}
-
-static inline uint16_t load_le16(const uint8_t *address)
-{
-	return (uint16_t) (address[0] | (address[1] << 8));
-}
-
-static inline void store_le16(uint8_t *address, uint16_t value)
-{
-	address[0] = (uint8_t) value;
-	address[1] = (uint8_t) (value >> 8);
-}
-
 static inline uint64_t low_bits_mask(unsigned int bits)
 {
 	return (bits >= 64) ? ~0ULL : ((1ULL << bits) - 1);
@@ -174,7 +135,7 @@ static inline uint64_t low_bits_mask(unsigned int bits)
 /* Read a field of up to MAX_FIELD_BITS bits starting at bit @offset. */
 static inline uint64_t get_field(const uint8_t *memory, uint64_t offset, unsigned int bits)
 {
-	uint64_t word = load_le64(memory + offset / BITS_PER_BYTE);
+	uint64_t word = dd_get_le64(memory + offset / BITS_PER_BYTE);
 
 	return (word >> (offset % BITS_PER_BYTE)) & low_bits_mask(bits);
 }
@@ -185,9 +146,9 @@ static inline void set_field(uint64_t value, uint8_t *memory, uint64_t offset, u
 	uint8_t *address = memory + offset / BITS_PER_BYTE;
 	unsigned int shift = offset % BITS_PER_BYTE;
 	uint64_t mask = low_bits_mask(bits) << shift;
-	uint64_t word = load_le64(address);
+	uint64_t word = dd_get_le64(address);
 
-	store_le64(address, (word & ~mask) | ((value << shift) & mask));
+	dd_put_le64(address, (word & ~mask) | ((value << shift) & mask));
 }
 
 /* Clear @bits bits starting at bit @offset. */
@@ -220,10 +181,10 @@ static void move_bits_down(const uint8_t *from, uint64_t from_offset, uint8_t *t
 	to_offset += head;
 	size -= head;
 	while (size >= 32) {
-		uint64_t word = load_le64(from + from_offset / BITS_PER_BYTE);
+		uint64_t word = dd_get_le64(from + from_offset / BITS_PER_BYTE);
 
-		store_le32(to + to_offset / BITS_PER_BYTE,
-		           (uint32_t) (word >> (from_offset % BITS_PER_BYTE)));
+		dd_put_le32(to + to_offset / BITS_PER_BYTE,
+		            (uint32_t) (word >> (from_offset % BITS_PER_BYTE)));
 		from_offset += 32;
 		to_offset += 32;
 		size -= 32;
@@ -250,9 +211,9 @@ static void move_bits_up(const uint8_t *from, uint64_t from_offset, uint8_t *to,
 
 		size -= 32;
 		source = from_offset + size;
-		word = load_le64(from + source / BITS_PER_BYTE);
-		store_le32(to + (to_offset + size) / BITS_PER_BYTE,
-		           (uint32_t) (word >> (source % BITS_PER_BYTE)));
+		word = dd_get_le64(from + source / BITS_PER_BYTE);
+		dd_put_le32(to + (to_offset + size) / BITS_PER_BYTE,
+		            (uint32_t) (word >> (source % BITS_PER_BYTE)));
 	}
 	if (size > 0)
 		set_field(get_field(from, from_offset, (unsigned int) size), to, to_offset,
@@ -346,7 +307,7 @@ static int decode_long_delta(const struct uds_delta_coding *coding, const uint8_
 
 		if (position >= limit)
 			return DD_CORRUPT_DATA;
-		word = load_le64(memory + position / BITS_PER_BYTE);
+		word = dd_get_le64(memory + position / BITS_PER_BYTE);
 		if (word != 0) {
 			position += (uint64_t) __builtin_ctzll(word);
 			break;
@@ -370,7 +331,7 @@ static inline int decode_delta(const struct uds_delta_coding *coding, const uint
                                uint64_t offset, uint64_t limit, uint32_t *delta_ptr,
                                uint32_t *bits_ptr)
 {
-	uint64_t word = load_le64(memory + offset / BITS_PER_BYTE) >> (offset % BITS_PER_BYTE);
+	uint64_t word = dd_get_le64(memory + offset / BITS_PER_BYTE) >> (offset % BITS_PER_BYTE);
 	uint32_t low = (uint32_t) (word & low_bits_mask(coding->min_bits));
 
 	if (dd_likely(low < coding->min_keys)) {
@@ -1247,11 +1208,11 @@ static void write_page_header(uint8_t *memory, const struct uds_delta_zone *zone
 	memcpy(memory + PAGE_MAGIC_OFFSET, PAGE_MAGIC, sizeof(PAGE_MAGIC));
 	memory[PAGE_VERSION_OFFSET] = PAGE_VERSION;
 	memory[PAGE_VALUE_BITS_OFFSET] = zone->coding.value_bits;
-	store_le16(memory + PAGE_LIST_COUNT_OFFSET, (uint16_t) list_count);
-	store_le32(memory + PAGE_FIRST_LIST_OFFSET, first_list);
-	store_le32(memory + PAGE_INCR_KEYS_OFFSET, zone->coding.incr_keys);
-	store_le64(memory + PAGE_NONCE_OFFSET, nonce);
-	store_le64(memory + PAGE_CHAPTER_OFFSET, chapter);
+	dd_put_le16(memory + PAGE_LIST_COUNT_OFFSET, (uint16_t) list_count);
+	dd_put_le32(memory + PAGE_FIRST_LIST_OFFSET, first_list);
+	dd_put_le32(memory + PAGE_INCR_KEYS_OFFSET, zone->coding.incr_keys);
+	dd_put_le64(memory + PAGE_NONCE_OFFSET, nonce);
+	dd_put_le64(memory + PAGE_CHAPTER_OFFSET, chapter);
 }
 
 int uds_pack_delta_page(const struct uds_delta_index *index, uint64_t nonce,
@@ -1285,7 +1246,7 @@ int uds_pack_delta_page(const struct uds_delta_index *index, uint64_t nonce,
 	}
 	set_page_list_start(memory, count, (uint32_t) offset);
 	memset(memory + memory_size - GUARD_BYTES, 0xFF, GUARD_BYTES);
-	store_le64(memory + PAGE_CHECKSUM_OFFSET, page_checksum(memory, memory_size));
+	dd_put_le64(memory + PAGE_CHECKSUM_OFFSET, page_checksum(memory, memory_size));
 	*list_count_ptr = count;
 	return DD_SUCCESS;
 }
@@ -1336,12 +1297,12 @@ static int check_page_header(const uint8_t *memory, size_t memory_size, uint64_t
 		return dd_log_warning_strerror(DD_UNSUPPORTED_VERSION, "delta page version %u",
 		                               memory[PAGE_VERSION_OFFSET]);
 	/* A page of an older incarnation of the index is expected during a rebuild: no log. */
-	if (load_le64(memory + PAGE_NONCE_OFFSET) != expected_nonce)
+	if (dd_get_le64(memory + PAGE_NONCE_OFFSET) != expected_nonce)
 		return DD_CORRUPT_DATA;
-	if (load_le64(memory + PAGE_CHECKSUM_OFFSET) != page_checksum(memory, memory_size))
+	if (dd_get_le64(memory + PAGE_CHECKSUM_OFFSET) != page_checksum(memory, memory_size))
 		return dd_log_warning_strerror(DD_CHECKSUM_MISMATCH, "delta page checksum");
 	if ((memory[PAGE_VALUE_BITS_OFFSET] != coding->value_bits) ||
-	    (load_le32(memory + PAGE_INCR_KEYS_OFFSET) != coding->incr_keys))
+	    (dd_get_le32(memory + PAGE_INCR_KEYS_OFFSET) != coding->incr_keys))
 		return dd_log_warning_strerror(DD_CORRUPT_DATA,
 		                               "delta page coded with other parameters");
 	return DD_SUCCESS;
@@ -1360,7 +1321,7 @@ int uds_open_delta_page(struct uds_delta_page *page, uint64_t expected_nonce, ui
 	result = check_page_header(memory, memory_size, expected_nonce, &coding);
 	if (result != DD_SUCCESS)
 		return result;
-	list_count = load_le16(memory + PAGE_LIST_COUNT_OFFSET);
+	list_count = dd_get_le16(memory + PAGE_LIST_COUNT_OFFSET);
 	result = check_page_offsets(memory, memory_size, list_count);
 	if (result == DD_SUCCESS)
 		result = check_page_guard(memory, memory_size);
@@ -1379,9 +1340,9 @@ int uds_open_delta_page(struct uds_delta_page *page, uint64_t expected_nonce, ui
 	page->index.lists_per_zone = (list_count > 0) ? list_count : 1;
 	page->index.is_mutable = false;
 	page->index.tag = 'p';
-	page->lowest_list_number = load_le32(memory + PAGE_FIRST_LIST_OFFSET);
+	page->lowest_list_number = dd_get_le32(memory + PAGE_FIRST_LIST_OFFSET);
 	page->highest_list_number = page->lowest_list_number + list_count - 1;
-	page->virtual_chapter_number = load_le64(memory + PAGE_CHAPTER_OFFSET);
+	page->virtual_chapter_number = dd_get_le64(memory + PAGE_CHAPTER_OFFSET);
 	return DD_SUCCESS;
 }
 
@@ -1406,19 +1367,19 @@ static void encode_zone_header(const struct saved_zone_header *header, uint8_t *
 	uint8_t *cursor = buffer + SAVE_MAGIC_BYTES;
 
 	memcpy(buffer, SAVE_MAGIC, SAVE_MAGIC_BYTES);
-	store_le32(cursor, header->version);
+	dd_put_le32(cursor, header->version);
 	cursor[4] = header->tag;
 	cursor[5] = header->coding.value_bits;
 	cursor[6] = header->coding.min_bits;
 	cursor[7] = 0;
-	store_le32(cursor + 8, header->coding.min_keys);
-	store_le32(cursor + 12, header->coding.incr_keys);
-	store_le32(cursor + 16, header->zone_number);
-	store_le32(cursor + 20, header->zone_count);
-	store_le32(cursor + 24, header->first_list);
-	store_le32(cursor + 28, header->list_count);
-	store_le64(cursor + 32, header->record_count);
-	store_le64(cursor + 40, header->collision_count);
+	dd_put_le32(cursor + 8, header->coding.min_keys);
+	dd_put_le32(cursor + 12, header->coding.incr_keys);
+	dd_put_le32(cursor + 16, header->zone_number);
+	dd_put_le32(cursor + 20, header->zone_count);
+	dd_put_le32(cursor + 24, header->first_list);
+	dd_put_le32(cursor + 28, header->list_count);
+	dd_put_le64(cursor + 32, header->record_count);
+	dd_put_le64(cursor + 40, header->collision_count);
 }
 
 static int decode_zone_header(const uint8_t *buffer, struct saved_zone_header *header)
@@ -1427,21 +1388,21 @@ static int decode_zone_header(const uint8_t *buffer, struct saved_zone_header *h
 
 	if (memcmp(buffer, SAVE_MAGIC, SAVE_MAGIC_BYTES) != 0)
 		return dd_log_warning_strerror(DD_BAD_MAGIC, "saved delta zone has bad magic");
-	header->version = load_le32(cursor);
+	header->version = dd_get_le32(cursor);
 	if (header->version != SAVE_VERSION)
 		return dd_log_warning_strerror(DD_UNSUPPORTED_VERSION,
 		                               "saved delta zone version %u", header->version);
 	header->tag = cursor[4];
 	header->coding.value_bits = cursor[5];
 	header->coding.min_bits = cursor[6];
-	header->coding.min_keys = load_le32(cursor + 8);
-	header->coding.incr_keys = load_le32(cursor + 12);
-	header->zone_number = load_le32(cursor + 16);
-	header->zone_count = load_le32(cursor + 20);
-	header->first_list = load_le32(cursor + 24);
-	header->list_count = load_le32(cursor + 28);
-	header->record_count = load_le64(cursor + 32);
-	header->collision_count = load_le64(cursor + 40);
+	header->coding.min_keys = dd_get_le32(cursor + 8);
+	header->coding.incr_keys = dd_get_le32(cursor + 12);
+	header->zone_number = dd_get_le32(cursor + 16);
+	header->zone_count = dd_get_le32(cursor + 20);
+	header->first_list = dd_get_le32(cursor + 24);
+	header->list_count = dd_get_le32(cursor + 28);
+	header->record_count = dd_get_le64(cursor + 32);
+	header->collision_count = dd_get_le64(cursor + 40);
 	return DD_SUCCESS;
 }
 
@@ -1452,9 +1413,9 @@ static int save_list(const struct uds_delta_zone *zone, uint32_t i,
 	uint8_t header[SAVE_LIST_HEADER_BYTES];
 	int result;
 
-	store_le32(header, zone->first_list + i);
+	dd_put_le32(header, zone->first_list + i);
 	header[4] = (uint8_t) (list->start % BITS_PER_BYTE);
-	store_le16(header + 5, (uint16_t) list_byte_size(list));
+	dd_put_le16(header + 5, (uint16_t) list_byte_size(list));
 	result = dd_write_to_buffered_writer(writer, header, sizeof(header));
 	if (result != DD_SUCCESS)
 		return result;
@@ -1485,7 +1446,7 @@ int uds_save_delta_zone(const struct uds_delta_index *index, unsigned int zone_n
 	for (uint32_t i = 0; (i < zone->list_count) && (result == DD_SUCCESS); i++) {
 		uint8_t size[sizeof(uint16_t)];
 
-		store_le16(size, zone->lists[i + 1].size);
+		dd_put_le16(size, zone->lists[i + 1].size);
 		result = dd_write_to_buffered_writer(writer, size, sizeof(size));
 	}
 	for (uint32_t i = 0; (i < zone->list_count) && (result == DD_SUCCESS); i++) {
@@ -1586,8 +1547,8 @@ static int read_list_sizes(struct restore *restore)
 			if (result != DD_SUCCESS)
 				return result;
 			find_list(restore->index, header->first_list + i, &zone)->size =
-			    load_le16(size);
-			if (load_le16(size) > 0)
+			    dd_get_le16(size);
+			if (dd_get_le16(size) > 0)
 				restore->pending[z]++;
 		}
 	}
@@ -1628,9 +1589,9 @@ static int read_list(struct restore *restore, unsigned int z)
 	result = dd_read_from_buffered_reader(restore->readers[z], framing, sizeof(framing));
 	if (result != DD_SUCCESS)
 		return result;
-	list_number = load_le32(framing);
+	list_number = dd_get_le32(framing);
 	bit_offset = framing[4];
-	byte_count = load_le16(framing + 5);
+	byte_count = dd_get_le16(framing + 5);
 	if ((list_number < header->first_list) ||
 	    (list_number - header->first_list >= header->list_count) ||
 	    restore->restored[list_number])
