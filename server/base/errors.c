@@ -32,9 +32,8 @@ static const struct error_info project_errors[] = {
 	{ "DD_READ_ONLY", "Read-only after an unrecoverable error" },
 };
 
-_Static_assert(sizeof(project_errors) / sizeof(project_errors[0]) ==
-		       DD_ERROR_LIMIT - DD_ERROR_BASE,
-	       "every project error code needs a table entry");
+_Static_assert(sizeof(project_errors) / sizeof(project_errors[0]) == DD_ERROR_LIMIT - DD_ERROR_BASE,
+               "every project error code needs a table entry");
 
 static const struct error_info *lookup_project_error(int error)
 {

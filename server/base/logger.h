@@ -43,7 +43,7 @@ int dd_log_is_enabled(enum dd_log_level level);
 
 /** dd_log_message() - Log a printf-style message at @level. */
 void dd_log_message(enum dd_log_level level, const char *format, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /**
  * dd_log_strerror() - Log a message followed by the description of @error.
@@ -51,13 +51,13 @@ void dd_log_message(enum dd_log_level level, const char *format, ...)
  * Return: @error, so that the caller can write "return dd_log_strerror(...)".
  */
 int dd_log_strerror(enum dd_log_level level, int error, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define dd_log_error(...) dd_log_message(DD_LOG_ERROR, __VA_ARGS__)
-#define dd_log_warning(...) dd_log_message(DD_LOG_WARNING, __VA_ARGS__)
-#define dd_log_info(...) dd_log_message(DD_LOG_INFO, __VA_ARGS__)
-#define dd_log_debug(...) dd_log_message(DD_LOG_DEBUG, __VA_ARGS__)
-#define dd_log_error_strerror(error, ...) dd_log_strerror(DD_LOG_ERROR, error, __VA_ARGS__)
+#define dd_log_error(...)                   dd_log_message(DD_LOG_ERROR, __VA_ARGS__)
+#define dd_log_warning(...)                 dd_log_message(DD_LOG_WARNING, __VA_ARGS__)
+#define dd_log_info(...)                    dd_log_message(DD_LOG_INFO, __VA_ARGS__)
+#define dd_log_debug(...)                   dd_log_message(DD_LOG_DEBUG, __VA_ARGS__)
+#define dd_log_error_strerror(error, ...)   dd_log_strerror(DD_LOG_ERROR, error, __VA_ARGS__)
 #define dd_log_warning_strerror(error, ...) dd_log_strerror(DD_LOG_WARNING, error, __VA_ARGS__)
 
 #endif /* DD_LOGGER_H */

@@ -63,10 +63,10 @@ const char *dd_allocator_name(void);
 #define DD_ALLOCATE(count, type, what, ptr) dd_allocate_array((count), sizeof(type), (what), (ptr))
 
 /* Free a pointer and set it to NULL. */
-#define DD_FREE_AND_NULL(pointer)                                                             \
-	do {                                                                                  \
-		dd_free(pointer);                                                             \
-		(pointer) = NULL;                                                             \
+#define DD_FREE_AND_NULL(pointer) \
+	do {                      \
+		dd_free(pointer); \
+		(pointer) = NULL; \
 	} while (0)
 
 #endif /* DD_MEMORY_ALLOC_H */

@@ -10,8 +10,7 @@
 
 #include "logger.h"
 
-int dd_assertion_failed(const char *expression, const char *file, int line, const char *format,
-			...)
+int dd_assertion_failed(const char *expression, const char *file, int line, const char *format, ...)
 {
 	char explanation[512];
 	va_list args;

@@ -13,7 +13,7 @@
 
 #include "errors.h"
 
-#define dd_likely(x) __builtin_expect(!!(x), 1)
+#define dd_likely(x)   __builtin_expect(!!(x), 1)
 #define dd_unlikely(x) __builtin_expect(!!(x), 0)
 
 /**
@@ -21,11 +21,11 @@
  *
  * Return: DD_ASSERTION_FAILED (it aborts instead when DD_ASSERT_ABORT is set).
  */
-int dd_assertion_failed(const char *expression, const char *file, int line, const char *format,
-			...) __attribute__((format(printf, 4, 5)));
+int dd_assertion_failed(const char *expression, const char *file, int line, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
 
-#define DD_ASSERT(condition, ...)                                                           \
-	(dd_likely(condition) ? DD_SUCCESS                                                    \
-			      : dd_assertion_failed(#condition, __FILE__, __LINE__, __VA_ARGS__))
+#define DD_ASSERT(condition, ...)          \
+	(dd_likely(condition) ? DD_SUCCESS \
+	                      : dd_assertion_failed(#condition, __FILE__, __LINE__, __VA_ARGS__))
 
 #endif /* DD_PERMASSERT_H */
