@@ -629,7 +629,6 @@ int uds_start_delta_search(const struct uds_delta_index *index, uint32_t list_nu
 	}
 	entry->at_end = false;
 	entry->is_collision = false;
-	entry->list_overflow = false;
 	entry->value_bits = zone->coding.value_bits;
 	entry->entry_bits = 0;
 	entry->delta = 0;
@@ -703,13 +702,10 @@ static int scan_to_key(struct uds_delta_entry *entry, uint32_t key)
 
 int uds_next_delta_entry(struct uds_delta_entry *entry)
 {
-	int result;
-
 	if (entry->at_end)
 		return dd_log_error_strerror(DD_BAD_STATE, "stepping past the end of a delta list");
 	/* Every key is >= 0, so the scan stops at the next entry. */
-	result = scan_to_key(entry, 0);
-	return result;
+	return scan_to_key(entry, 0);
 }
 
 int uds_remember_delta_offset(const struct uds_delta_entry *entry)
@@ -833,7 +829,6 @@ static inline uint64_t free_bits_after(const struct uds_delta_list *list)
 
 static int record_overflow(struct uds_delta_entry *entry)
 {
-	entry->list_overflow = true;
 	entry->zone->overflow_count++;
 	return DD_OVERFLOW;
 }

@@ -151,7 +151,6 @@ struct uds_delta_entry {
 	bool is_collision;
 
 	/* private */
-	bool list_overflow;
 	uint8_t value_bits;
 	/* Bits of this entry: value, delta code and collision name if any. */
 	uint32_t entry_bits;
