@@ -1,0 +1,952 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The volume index; see volume-index.h for what it is for.
+ *
+ * Sub-indexes. A dense index has one sub-index holding every name. A sparse index has two: the
+ * hook sub-index holds the names whose sample bits are a multiple of UDS_SPARSE_SAMPLE_RATE, for
+ * the whole window of chapters_per_volume chapters, and the dense sub-index holds every other
+ * name, for the newest dense_chapters_per_volume chapters only. A name lives in exactly one
+ * sub-index, chosen by its sample bits, so everything below is about one sub-index at a time.
+ *
+ * Shape of a sub-index. It is sized for E entries (records_per_volume for a dense index;
+ * records_per_volume / 32 hooks; dense_chapters * records_per_chapter * 31 / 32 other names).
+ * It has L = max(E / UDS_VOLUME_RECORDS_PER_LIST, MIN_LIST_COUNT) delta lists. L never depends
+ * on the zone count, so a save loads into any zone count, and MIN_LIST_COUNT (= UDS_MAX_ZONES^2)
+ * lists split among any zone count up to UDS_MAX_ZONES without leaving a zone empty. A list
+ * covers 2^a addresses, a being the bits needed for UDS_VOLUME_MEAN_DELTA * (E / L): 20 bits for
+ * every standard geometry. The delta code is built for the true mean gap 2^a * L / E, which is
+ * UDS_VOLUME_MEAN_DELTA (4096) for the standard geometries and only differs for tiny ones.
+ * From name bytes 0-7 (a big-endian u64, b): key = b & (2^a - 1), list = (b >> a) % L.
+ *
+ * Zones. The delta index gives each zone a contiguous range of lists; the zone of a name is the
+ * zone of its list in its own sub-index. Since a name is only ever in one sub-index, that is well
+ * defined, and the two sub-indexes of a sparse index need no common list count. Each zone keeps,
+ * per sub-index, its own window [oldest, newest] of chapters and its counters, in its own cache
+ * line, written only by the zone's thread.
+ *
+ * Values. An entry holds the low p bits of its virtual chapter. With the zone's newest chapter N
+ * the chapter is N - ((N - value) mod 2^p), and the entry has expired when that is below the
+ * zone's oldest chapter. For expiry to be seen at all, 2^p must exceed the window (chapter_count:
+ * chapters_per_volume, or the dense chapters): were 2^p equal to it, as it is for 1024 chapters
+ * and p = 10, a chapter would decode as the newest one the moment it expired, and no entry would
+ * ever be purged. So, as in UDS, p is the bits needed for chapter_count - 1 + max(chapter_count /
+ * 256, 2): 11 for 1024 chapters. An entry then reads as expired for 2^p - chapter_count chapters
+ * (1024 for 1024 chapters), plenty of time for searches to pass over it; one that lingers longer
+ * aliases to a live chapter, which is harmless, the index being a hint.
+ *
+ * Expiry is lazy. A search walks its list from the place the previous search of that list ended
+ * (or from the start when the key is smaller), and removes every expired entry it passes over and
+ * every expired entry with the key searched for. A read-only lookup removes nothing.
+ *
+ * Early flush. Memory is sized for a full window plus SLACK_PERCENT. When a zone opens a chapter
+ * and its lists use more than the flush threshold (the zone's capacity less the larger of 1/64
+ * of it and one chapter's expected bits), the zone's oldest chapter is raised past as many
+ * chapters as the excess amounts to. As in UDS, the raise is recomputed at every chapter opening
+ * from the full window and the current excess, not accumulated: once lazy purging has freed the
+ * space, chapters hidden early (still on storage, as early flushes do not touch the volume)
+ * become visible again. early_flushes counts only chapters newly hidden.
+ *
+ * Collisions. The first entry with a key is the default entry for every name with that address;
+ * collision entries (with the full name) follow it. A search returns the collision entry of the
+ * name if there is one, otherwise the default entry. After expired entries are removed the first
+ * remaining entry becomes the default (the delta index drops its name).
+ *
+ * Saving. Each zone writes one stream: a header (below) and then, for each sub-index, the delta
+ * index's own save of that zone. Loading reads every header, then restores each sub-index from
+ * all the streams, into whatever zone count the index has; every new zone gets the combined
+ * window: the newest chapter of any zone, and the oldest chapter of any zone but no older than
+ * the full window below that newest chapter (zones hide different chapters early, and a chapter
+ * one zone hid early is still on storage, so it may as well be visible again).
+ */
+#include "volume-index.h"
+
+#include <string.h>
+
+#include "byte-order.h"
+#include "logger.h"
+#include "memory-alloc.h"
+
+enum {
+	/* Fewest delta lists: enough for any zone count up to UDS_MAX_ZONES. */
+	MIN_LIST_COUNT = UDS_MAX_ZONES * UDS_MAX_ZONES,
+	/* Chapter values cover the window plus max(window / this, 2) expired chapters. */
+	INVALID_CHAPTER_DIVISOR = 256,
+	/* Free space added to the expected size of a full sub-index, in percent. */
+	SLACK_PERCENT = 5,
+	/* A list is byte aligned when packed: allowance per list, in bytes. */
+	LIST_ROUNDING_BYTES = 1,
+	/* The delta index rounds each zone's memory up to this (DELTA ZONE_ALLOCATION_UNIT). */
+	DELTA_ZONE_UNIT = 64 * 1024,
+	/* The delta index keeps this many guard bytes at the end of a zone's memory. */
+	DELTA_GUARD_BYTES = 7,
+	/* The early flush threshold leaves at least 1/this of a zone free. */
+	FLUSH_RESERVE_DIVISOR = 64,
+	/* The sub-indexes, and the tags of their delta indexes. */
+	DENSE_SUB_INDEX = 0,
+	HOOK_SUB_INDEX = 1,
+	MAX_SUB_INDEXES = 2,
+	DENSE_TAG = 'v',
+	HOOK_TAG = 'h',
+};
+
+/*
+ * Saved zone stream (integers little-endian):
+ *   magic "UVIX" (4), version u32, zone number u32, zone count u32, sub-index count u32,
+ *   reserved u32 (0);
+ *   per sub-index: list count u32, chapter count u32, oldest u64, newest u64, early flushes u64,
+ *   discards u64, overflows u64;
+ *   then per sub-index, the delta index's save of this zone.
+ */
+enum {
+	SAVE_MAGIC_BYTES = 4,
+	SAVE_VERSION = 1,
+	SAVE_HEADER_BYTES = SAVE_MAGIC_BYTES + 5 * 4,
+	SAVE_SUB_INDEX_BYTES = 2 * 4 + 5 * 8,
+	SAVE_MAX_BYTES = SAVE_HEADER_BYTES + MAX_SUB_INDEXES * SAVE_SUB_INDEX_BYTES,
+};
+
+static const uint8_t SAVE_MAGIC[SAVE_MAGIC_BYTES] = { 'U', 'V', 'I', 'X' };
+
+/* One zone's window of a sub-index and its counters; only the zone's thread writes them. */
+struct sub_index_zone {
+	uint64_t oldest;
+	uint64_t newest;
+	uint64_t early_flushes;
+	uint64_t discard_count;
+	uint64_t overflow_count;
+} __attribute__((aligned(64)));
+
+/* The shape of a sub-index, derived from the geometry alone. */
+struct sub_index_params {
+	uint64_t entries;
+	uint32_t chapter_count;
+	uint32_t payload_bits;
+	uint32_t list_count;
+	uint32_t address_bits;
+	uint32_t mean_delta;
+	/* Expected bits of list data when full. */
+	uint64_t list_bits;
+	/* Bytes of list memory over all zones. */
+	size_t memory_size;
+	uint8_t tag;
+};
+
+struct uds_volume_sub_index {
+	struct uds_delta_index *delta_index;
+	struct sub_index_zone *zones;
+	/* Chapters in a full window, and the mask of the chapter bits kept in an entry. */
+	uint32_t chapter_count;
+	uint32_t chapter_mask;
+	uint32_t list_count;
+	uint32_t address_bits;
+	uint32_t address_mask;
+	/* Expected bits of one chapter in one zone. */
+	uint64_t chapter_zone_bits;
+};
+
+struct uds_volume_index {
+	const struct uds_geometry *geometry;
+	unsigned int zone_count;
+	unsigned int sub_index_count;
+	size_t memory_allocated;
+	struct uds_volume_sub_index sub_indexes[MAX_SUB_INDEXES];
+};
+
+/* A saved zone's header. */
+struct saved_header {
+	uint32_t zone_number;
+	uint32_t zone_count;
+	uint32_t sub_index_count;
+	struct {
+		uint32_t list_count;
+		uint32_t chapter_count;
+		struct sub_index_zone zone;
+	} sub[MAX_SUB_INDEXES];
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shapes and sizes                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The number of bits needed to hold any value in [0, value]. */
+static uint32_t bits_for(uint64_t value)
+{
+	uint32_t bits = 1;
+
+	while ((bits < 64) && ((value >> bits) != 0))
+		bits++;
+	return bits;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return (a > b) ? a : b;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return (a < b) ? a : b;
+}
+
+/* Derive the shape of a sub-index for @entries entries over a window of @chapter_count. */
+static void compute_sub_index_params(uint64_t entries, uint32_t chapter_count, uint8_t tag,
+                                     struct sub_index_params *params)
+{
+	uint64_t records_per_list;
+	uint64_t addresses;
+
+	entries = max_u64(entries, 1);
+	params->entries = entries;
+	params->chapter_count = chapter_count;
+	params->payload_bits = bits_for((uint64_t) chapter_count - 1 +
+	                                max_u64(chapter_count / INVALID_CHAPTER_DIVISOR, 2));
+	params->list_count =
+	    (uint32_t) max_u64(entries / UDS_VOLUME_RECORDS_PER_LIST, MIN_LIST_COUNT);
+	records_per_list = max_u64(entries / params->list_count, 1);
+	params->address_bits = bits_for(UDS_VOLUME_MEAN_DELTA * records_per_list - 1);
+	addresses = 1ULL << params->address_bits;
+	params->mean_delta =
+	    (uint32_t) max_u64((addresses * params->list_count + entries / 2) / entries, 1);
+	params->list_bits =
+	    uds_compute_delta_index_bits(entries, params->mean_delta, params->payload_bits);
+	params->memory_size =
+	    (size_t) ((params->list_bits * (100 + SLACK_PERCENT) / 100 + 7) / 8) +
+	    (size_t) params->list_count * LIST_ROUNDING_BYTES;
+	params->tag = tag;
+}
+
+/* The shapes of the sub-indexes of @geometry; returns how many there are. */
+static unsigned int compute_params(const struct uds_geometry *geometry,
+                                   struct sub_index_params params[MAX_SUB_INDEXES])
+{
+	uint64_t dense_records;
+
+	if (!uds_is_sparse_geometry(geometry)) {
+		compute_sub_index_params(geometry->records_per_volume,
+		                         geometry->chapters_per_volume, DENSE_TAG,
+		                         &params[DENSE_SUB_INDEX]);
+		return 1;
+	}
+	dense_records =
+	    (uint64_t) geometry->dense_chapters_per_volume * geometry->records_per_chapter;
+	compute_sub_index_params(dense_records - dense_records / UDS_SPARSE_SAMPLE_RATE,
+	                         geometry->dense_chapters_per_volume, DENSE_TAG,
+	                         &params[DENSE_SUB_INDEX]);
+	compute_sub_index_params(geometry->records_per_volume / UDS_SPARSE_SAMPLE_RATE,
+	                         geometry->chapters_per_volume, HOOK_TAG,
+	                         &params[HOOK_SUB_INDEX]);
+	return 2;
+}
+
+/* What uds_make_delta_index() allocates for @params with @zone_count zones (see there). */
+static size_t compute_delta_memory(const struct sub_index_params *params,
+                                   unsigned int zone_count)
+{
+	size_t share = (params->memory_size + zone_count - 1) / zone_count;
+	size_t zone_size = (share + DELTA_ZONE_UNIT - 1) / DELTA_ZONE_UNIT * DELTA_ZONE_UNIT;
+
+	return sizeof(struct uds_delta_index) +
+	       zone_count * (sizeof(struct uds_delta_zone) + zone_size) +
+	       ((size_t) params->list_count + 2 * zone_count) *
+	           (sizeof(struct uds_delta_list) + sizeof(uint64_t));
+}
+
+/* The bytes a volume index of @geometry with @zone_count zones allocates. */
+static size_t compute_memory(const struct uds_geometry *geometry, unsigned int zone_count)
+{
+	struct sub_index_params params[MAX_SUB_INDEXES];
+	unsigned int count = compute_params(geometry, params);
+	size_t bytes = sizeof(struct uds_volume_index);
+
+	for (unsigned int s = 0; s < count; s++)
+		bytes += compute_delta_memory(&params[s], zone_count) +
+		         zone_count * sizeof(struct sub_index_zone);
+	return bytes;
+}
+
+size_t uds_compute_volume_index_memory(const struct uds_geometry *geometry)
+{
+	size_t most = 0;
+
+	/* The zone count only changes the rounding of zone memory; report the largest. */
+	for (unsigned int zones = 1; zones <= UDS_MAX_ZONES; zones++) {
+		size_t bytes = compute_memory(geometry, zones);
+
+		if (bytes > most)
+			most = bytes;
+	}
+	return most;
+}
+
+size_t uds_compute_volume_index_save_bytes(const struct uds_geometry *geometry,
+                                           unsigned int zone_count)
+{
+	struct sub_index_params params[MAX_SUB_INDEXES];
+	unsigned int count = compute_params(geometry, params);
+	size_t bytes = SAVE_MAX_BYTES;
+
+	if (zone_count == 0)
+		zone_count = 1;
+	for (unsigned int s = 0; s < count; s++) {
+		uint32_t lists = (params[s].list_count + zone_count - 1) / zone_count;
+
+		bytes += uds_compute_delta_save_bytes(
+		    lists, (params[s].memory_size + zone_count - 1) / zone_count);
+	}
+	return bytes;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Making and freeing                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static int make_sub_index(const struct sub_index_params *params, unsigned int zone_count,
+                          struct uds_volume_sub_index *sub_index, size_t *memory)
+{
+	struct uds_delta_index_params delta_params = {
+		.zone_count = zone_count,
+		.list_count = params->list_count,
+		.mean_delta = params->mean_delta,
+		.payload_bits = params->payload_bits,
+		.memory_size = params->memory_size,
+		.tag = params->tag,
+	};
+	int result;
+
+	sub_index->chapter_count = params->chapter_count;
+	sub_index->chapter_mask = (uint32_t) ((1ULL << params->payload_bits) - 1);
+	sub_index->list_count = params->list_count;
+	sub_index->address_bits = params->address_bits;
+	sub_index->address_mask = (uint32_t) ((1ULL << params->address_bits) - 1);
+	sub_index->chapter_zone_bits = params->list_bits / params->chapter_count / zone_count;
+	result = dd_allocate_aligned(zone_count * sizeof(struct sub_index_zone),
+	                             __alignof__(struct sub_index_zone), "volume index zones",
+	                             &sub_index->zones);
+	if (result != DD_SUCCESS)
+		return result;
+	result = uds_make_delta_index(&delta_params, &sub_index->delta_index);
+	if (result != DD_SUCCESS)
+		return result;
+	*memory += zone_count * sizeof(struct sub_index_zone) + sizeof(struct uds_delta_index) +
+	           sub_index->delta_index->memory_size;
+	return DD_SUCCESS;
+}
+
+int uds_make_volume_index(const struct uds_geometry *geometry, unsigned int zone_count,
+                          struct uds_volume_index **index_ptr)
+{
+	struct sub_index_params params[MAX_SUB_INDEXES];
+	struct uds_volume_index *index;
+	int result;
+
+	if ((zone_count < 1) || (zone_count > UDS_MAX_ZONES))
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "volume index zone count %u",
+		                             zone_count);
+	result = dd_allocate(sizeof(*index), "volume index", &index);
+	if (result != DD_SUCCESS)
+		return result;
+	index->geometry = geometry;
+	index->zone_count = zone_count;
+	index->sub_index_count = compute_params(geometry, params);
+	index->memory_allocated = sizeof(*index);
+	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		result = make_sub_index(&params[s], zone_count, &index->sub_indexes[s],
+		                        &index->memory_allocated);
+		if (result != DD_SUCCESS) {
+			uds_free_volume_index(index);
+			return result;
+		}
+	}
+	*index_ptr = index;
+	return DD_SUCCESS;
+}
+
+void uds_free_volume_index(struct uds_volume_index *index)
+{
+	if (index == NULL)
+		return;
+	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		uds_free_delta_index(index->sub_indexes[s].delta_index);
+		dd_free(index->sub_indexes[s].zones);
+	}
+	dd_free(index);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Names, zones and windows                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+bool uds_is_volume_index_sample(const struct uds_volume_index *index,
+                                const struct dd_record_name *name)
+{
+	return (index->sub_index_count > 1) &&
+	       ((dd_record_name_sample_bits(name) % UDS_SPARSE_SAMPLE_RATE) == 0);
+}
+
+/* The sub-index that holds @name. */
+static unsigned int sub_index_of(const struct uds_volume_index *index,
+                                 const struct dd_record_name *name)
+{
+	return uds_is_volume_index_sample(index, name) ? HOOK_SUB_INDEX : DENSE_SUB_INDEX;
+}
+
+static uint32_t get_list_number(const struct uds_volume_sub_index *sub_index,
+                                const struct dd_record_name *name)
+{
+	return (uint32_t) ((dd_record_name_volume_index_bits(name) >> sub_index->address_bits) %
+	                   sub_index->list_count);
+}
+
+static uint32_t get_key(const struct uds_volume_sub_index *sub_index,
+                        const struct dd_record_name *name)
+{
+	return (uint32_t) dd_record_name_volume_index_bits(name) & sub_index->address_mask;
+}
+
+unsigned int uds_get_volume_index_zone(const struct uds_volume_index *index,
+                                       const struct dd_record_name *name)
+{
+	const struct uds_volume_sub_index *sub_index =
+	    &index->sub_indexes[sub_index_of(index, name)];
+
+	return uds_get_delta_zone_number(sub_index->delta_index,
+	                                 get_list_number(sub_index, name));
+}
+
+/* The oldest chapter of a full window ending at @newest. */
+static uint64_t full_window_start(const struct uds_volume_sub_index *sub_index, uint64_t newest)
+{
+	return (newest >= sub_index->chapter_count) ? newest - sub_index->chapter_count + 1 : 0;
+}
+
+/* Turn an entry's value into its chapter; false if the chapter is outside the zone's window. */
+static bool decode_chapter(const struct uds_volume_sub_index *sub_index,
+                           const struct sub_index_zone *zone, uint32_t value, uint64_t *chapter)
+{
+	uint64_t age = (zone->newest - value) & sub_index->chapter_mask;
+
+	if (age > zone->newest - zone->oldest)
+		return false;
+	*chapter = zone->newest - age;
+	return true;
+}
+
+static bool is_in_window(const struct sub_index_zone *zone, uint64_t chapter)
+{
+	return (chapter >= zone->oldest) && (chapter <= zone->newest);
+}
+
+/* The bits of list data a zone of a delta index holds. */
+static uint64_t get_zone_used_bits(const struct uds_delta_zone *zone)
+{
+	uint64_t bits = 0;
+
+	for (uint32_t i = 1; i <= zone->list_count; i++)
+		bits += zone->lists[i].size;
+	return bits;
+}
+
+/* The used bits above which a zone expires chapters early when it opens a chapter. */
+static uint64_t get_flush_threshold(const struct uds_volume_sub_index *sub_index,
+                                    const struct uds_delta_zone *zone)
+{
+	uint64_t capacity = (uint64_t) (zone->size - DELTA_GUARD_BYTES) * 8 -
+	                    (uint64_t) zone->list_count * LIST_ROUNDING_BYTES * 8;
+	uint64_t reserve = max_u64(capacity / FLUSH_RESERVE_DIVISOR, sub_index->chapter_zone_bits);
+
+	return (capacity > reserve) ? capacity - reserve : 0;
+}
+
+/* Open @chapter in one zone of a sub-index, expiring chapters early if memory is short. */
+static void set_sub_index_zone_open_chapter(struct uds_volume_sub_index *sub_index,
+                                            unsigned int zone_number, uint64_t chapter)
+{
+	struct sub_index_zone *zone = &sub_index->zones[zone_number];
+	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
+	uint64_t oldest = full_window_start(sub_index, chapter);
+	uint64_t hidden = (chapter >= zone->newest) ? max_u64(zone->oldest, oldest) : oldest;
+	uint64_t used = get_zone_used_bits(delta_zone);
+	uint64_t threshold = get_flush_threshold(sub_index, delta_zone);
+
+	if (used > threshold) {
+		uint64_t expire = 1 + (used - threshold) / max_u64(sub_index->chapter_zone_bits, 1);
+
+		oldest = min_u64(oldest + expire, chapter);
+		if (oldest > hidden) {
+			zone->early_flushes += oldest - hidden;
+			dd_log_debug("volume index zone %u: at chapter %llu, expiring chapters "
+			             "before %llu early",
+			             zone_number, (unsigned long long) chapter,
+			             (unsigned long long) oldest);
+		}
+	}
+	zone->oldest = oldest;
+	zone->newest = chapter;
+}
+
+void uds_set_volume_index_zone_open_chapter(struct uds_volume_index *index,
+                                            unsigned int zone_number, uint64_t virtual_chapter)
+{
+	for (unsigned int s = 0; s < index->sub_index_count; s++)
+		set_sub_index_zone_open_chapter(&index->sub_indexes[s], zone_number,
+		                                virtual_chapter);
+}
+
+void uds_set_volume_index_open_chapter(struct uds_volume_index *index, uint64_t virtual_chapter)
+{
+	for (unsigned int z = 0; z < index->zone_count; z++)
+		uds_set_volume_index_zone_open_chapter(index, z, virtual_chapter);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Searching and changing                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Remove @entry if it has expired (it then refers to the next entry), else step past it. */
+static int purge_or_step(struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
+                         struct uds_delta_entry *entry)
+{
+	uint64_t chapter;
+
+	if (decode_chapter(sub_index, zone, uds_get_delta_entry_value(entry), &chapter))
+		return uds_next_delta_entry(entry);
+	zone->discard_count++;
+	return uds_remove_delta_entry(entry);
+}
+
+/*
+ * Walk a list to the first entry whose key is at least @key, removing the expired entries passed
+ * over, and make the list's next search start there.
+ */
+static int walk_to_key(struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
+                       uint32_t list_number, uint32_t key, struct uds_delta_entry *entry)
+{
+	int result = uds_start_delta_search(sub_index->delta_index, list_number, key, entry);
+
+	if (result == DD_SUCCESS)
+		result = uds_next_delta_entry(entry);
+	while ((result == DD_SUCCESS) && !entry->at_end && (entry->key < key))
+		result = purge_or_step(sub_index, zone, entry);
+	if (result != DD_SUCCESS)
+		return result;
+	/* The first entry with a key is never a collision entry, so this cannot fail. */
+	return uds_remember_delta_offset(entry);
+}
+
+static bool is_collision_for(const struct uds_delta_entry *entry,
+                             const struct dd_record_name *name)
+{
+	struct dd_record_name stored;
+
+	return (uds_get_delta_entry_collision(entry, &stored) == DD_SUCCESS) &&
+	       dd_record_name_equal(&stored, name);
+}
+
+/*
+ * Go through the entries with the record's key (starting at @entry), removing the expired ones
+ * and choosing the name's collision entry, or else the default entry. With neither, the record
+ * is left at the place where an entry for the key would be inserted.
+ */
+static int search_key(struct uds_volume_index_record *record, struct sub_index_zone *zone,
+                      uint32_t key, struct uds_delta_entry *entry)
+{
+	int result = DD_SUCCESS;
+
+	while ((result == DD_SUCCESS) && !entry->at_end && (entry->key == key)) {
+		uint64_t chapter;
+
+		if (!decode_chapter(record->sub_index, zone, uds_get_delta_entry_value(entry),
+		                    &chapter)) {
+			zone->discard_count++;
+			result = uds_remove_delta_entry(entry);
+			continue;
+		}
+		if (!entry->is_collision ||
+		    (!record->is_collision && is_collision_for(entry, record->name))) {
+			record->delta_entry = *entry;
+			record->virtual_chapter = chapter;
+			record->is_found = true;
+			record->is_collision = entry->is_collision;
+		}
+		result = uds_next_delta_entry(entry);
+	}
+	if (!record->is_found)
+		record->delta_entry = *entry;
+	return result;
+}
+
+int uds_get_volume_index_record(struct uds_volume_index *index,
+                                const struct dd_record_name *name,
+                                struct uds_volume_index_record *record)
+{
+	struct uds_volume_sub_index *sub_index = &index->sub_indexes[sub_index_of(index, name)];
+	uint32_t list_number = get_list_number(sub_index, name);
+	uint32_t key = get_key(sub_index, name);
+	struct sub_index_zone *zone;
+	struct uds_delta_entry entry;
+	int result;
+
+	*record = (struct uds_volume_index_record) {
+		.name = name,
+		.index = index,
+		.sub_index = sub_index,
+		.zone_number = uds_get_delta_zone_number(sub_index->delta_index, list_number),
+	};
+	zone = &sub_index->zones[record->zone_number];
+	result = walk_to_key(sub_index, zone, list_number, key, &entry);
+	if (result == DD_SUCCESS)
+		result = search_key(record, zone, key, &entry);
+	if (result != DD_SUCCESS) {
+		record->is_found = false;
+		return dd_log_error_strerror(result, "volume index search failed");
+	}
+	return DD_SUCCESS;
+}
+
+/* Check that @chapter is in the window of the record's zone. */
+static int check_chapter(const struct uds_volume_index_record *record, uint64_t chapter)
+{
+	const struct sub_index_zone *zone = &record->sub_index->zones[record->zone_number];
+
+	if (is_in_window(zone, chapter))
+		return DD_SUCCESS;
+	return dd_log_warning_strerror(DD_INVALID_ARGUMENT,
+	                               "chapter %llu is outside the window [%llu, %llu] of "
+	                               "volume index zone %u",
+	                               (unsigned long long) chapter,
+	                               (unsigned long long) zone->oldest,
+	                               (unsigned long long) zone->newest, record->zone_number);
+}
+
+int uds_put_volume_index_record(struct uds_volume_index_record *record, uint64_t virtual_chapter)
+{
+	struct uds_volume_sub_index *sub_index = record->sub_index;
+	const struct dd_record_name *collision_name = record->is_found ? record->name : NULL;
+	int result = check_chapter(record, virtual_chapter);
+
+	if (result != DD_SUCCESS)
+		return result;
+	if (record->is_collision)
+		return dd_log_warning_strerror(DD_DUPLICATE_NAME,
+		                               "volume index already has this name");
+	result = uds_put_delta_entry(&record->delta_entry, get_key(sub_index, record->name),
+	                             (uint32_t) (virtual_chapter & sub_index->chapter_mask),
+	                             collision_name);
+	if (result == DD_OVERFLOW) {
+		sub_index->zones[record->zone_number].overflow_count++;
+		return DD_OVERFLOW;
+	}
+	if (result != DD_SUCCESS)
+		return result;
+	record->is_found = true;
+	record->is_collision = (collision_name != NULL);
+	record->virtual_chapter = virtual_chapter;
+	return DD_SUCCESS;
+}
+
+int uds_set_volume_index_record_chapter(struct uds_volume_index_record *record,
+                                        uint64_t virtual_chapter)
+{
+	int result;
+
+	if (!record->is_found)
+		return dd_log_warning_strerror(DD_BAD_STATE, "no volume index entry to change");
+	result = check_chapter(record, virtual_chapter);
+	if (result != DD_SUCCESS)
+		return result;
+	result = uds_set_delta_entry_value(
+	    &record->delta_entry,
+	    (uint32_t) (virtual_chapter & record->sub_index->chapter_mask));
+	if (result != DD_SUCCESS)
+		return result;
+	record->virtual_chapter = virtual_chapter;
+	return DD_SUCCESS;
+}
+
+int uds_remove_volume_index_record(struct uds_volume_index_record *record)
+{
+	int result;
+
+	if (!record->is_found)
+		return dd_log_warning_strerror(DD_BAD_STATE, "no volume index entry to remove");
+	/* Whatever happens, the record no longer refers to an entry: search again to use it. */
+	record->is_found = false;
+	record->is_collision = false;
+	result = uds_remove_delta_entry(&record->delta_entry);
+	if (result != DD_SUCCESS)
+		return dd_log_error_strerror(result, "cannot remove volume index entry");
+	return DD_SUCCESS;
+}
+
+/*
+ * Without removing anything, find the chapter a search would: the live collision entry of the
+ * name, or else the first live entry with the key (which purging would make the default).
+ */
+int uds_lookup_volume_index_name(const struct uds_volume_index *index,
+                                 const struct dd_record_name *name, uint64_t *chapter)
+{
+	const struct uds_volume_sub_index *sub_index =
+	    &index->sub_indexes[sub_index_of(index, name)];
+	uint32_t list_number = get_list_number(sub_index, name);
+	uint32_t key = get_key(sub_index, name);
+	const struct sub_index_zone *zone =
+	    &sub_index->zones[uds_get_delta_zone_number(sub_index->delta_index, list_number)];
+	uint64_t first_live = UINT64_MAX;
+	struct uds_delta_entry entry;
+	int result;
+
+	*chapter = UINT64_MAX;
+	result = uds_get_delta_entry(sub_index->delta_index, list_number, key, NULL, &entry);
+	while ((result == DD_SUCCESS) && !entry.at_end && (entry.key == key)) {
+		uint64_t live;
+
+		if (decode_chapter(sub_index, zone, uds_get_delta_entry_value(&entry), &live)) {
+			if (is_collision_for(&entry, name)) {
+				*chapter = live;
+				return DD_SUCCESS;
+			}
+			if (first_live == UINT64_MAX)
+				first_live = live;
+		}
+		result = uds_next_delta_entry(&entry);
+	}
+	if (result != DD_SUCCESS)
+		return dd_log_error_strerror(result, "volume index lookup failed");
+	*chapter = first_live;
+	return DD_SUCCESS;
+}
+
+void uds_get_volume_index_stats(const struct uds_volume_index *index,
+                                struct uds_volume_index_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->memory_allocated = index->memory_allocated;
+	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		const struct uds_volume_sub_index *sub_index = &index->sub_indexes[s];
+		struct uds_delta_index_stats delta_stats;
+
+		uds_get_delta_index_stats(sub_index->delta_index, &delta_stats);
+		stats->record_count += delta_stats.record_count;
+		stats->collision_count += delta_stats.collision_count;
+		stats->rebalance_count += delta_stats.rebalance_count;
+		stats->rebalance_time += delta_stats.rebalance_time;
+		stats->list_count += delta_stats.list_count;
+		for (unsigned int z = 0; z < index->zone_count; z++) {
+			stats->discard_count += sub_index->zones[z].discard_count;
+			stats->overflow_count += sub_index->zones[z].overflow_count;
+			stats->early_flushes += sub_index->zones[z].early_flushes;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Saving and loading                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static size_t encode_header(const struct saved_header *header, uint8_t *buffer)
+{
+	uint8_t *cursor = buffer + SAVE_HEADER_BYTES;
+
+	memcpy(buffer, SAVE_MAGIC, SAVE_MAGIC_BYTES);
+	dd_put_le32(buffer + 4, SAVE_VERSION);
+	dd_put_le32(buffer + 8, header->zone_number);
+	dd_put_le32(buffer + 12, header->zone_count);
+	dd_put_le32(buffer + 16, header->sub_index_count);
+	dd_put_le32(buffer + 20, 0);
+	for (unsigned int s = 0; s < header->sub_index_count; s++) {
+		const struct sub_index_zone *zone = &header->sub[s].zone;
+
+		dd_put_le32(cursor, header->sub[s].list_count);
+		dd_put_le32(cursor + 4, header->sub[s].chapter_count);
+		dd_put_le64(cursor + 8, zone->oldest);
+		dd_put_le64(cursor + 16, zone->newest);
+		dd_put_le64(cursor + 24, zone->early_flushes);
+		dd_put_le64(cursor + 32, zone->discard_count);
+		dd_put_le64(cursor + 40, zone->overflow_count);
+		cursor += SAVE_SUB_INDEX_BYTES;
+	}
+	return (size_t) (cursor - buffer);
+}
+
+int uds_save_volume_index_zone(const struct uds_volume_index *index, unsigned int zone_number,
+                               struct dd_buffered_writer *writer)
+{
+	struct saved_header header = {
+		.zone_number = zone_number,
+		.zone_count = index->zone_count,
+		.sub_index_count = index->sub_index_count,
+	};
+	uint8_t buffer[SAVE_MAX_BYTES];
+	int result;
+
+	if (zone_number >= index->zone_count)
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "volume index zone %u of %u",
+		                             zone_number, index->zone_count);
+	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		header.sub[s].list_count = index->sub_indexes[s].list_count;
+		header.sub[s].chapter_count = index->sub_indexes[s].chapter_count;
+		header.sub[s].zone = index->sub_indexes[s].zones[zone_number];
+	}
+	result = dd_write_to_buffered_writer(writer, buffer, encode_header(&header, buffer));
+	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++)
+		result = uds_save_delta_zone(index->sub_indexes[s].delta_index, zone_number, writer);
+	if (result != DD_SUCCESS)
+		return dd_log_warning_strerror(result, "cannot save volume index zone %u",
+		                               zone_number);
+	return DD_SUCCESS;
+}
+
+/* Decode and check the fixed part of a saved header. */
+static int decode_header_start(const uint8_t *buffer, struct saved_header *header)
+{
+	if (memcmp(buffer, SAVE_MAGIC, SAVE_MAGIC_BYTES) != 0)
+		return dd_log_warning_strerror(DD_BAD_MAGIC, "saved volume index has bad magic");
+	if (dd_get_le32(buffer + 4) != SAVE_VERSION)
+		return dd_log_warning_strerror(DD_UNSUPPORTED_VERSION,
+		                               "saved volume index version %u",
+		                               dd_get_le32(buffer + 4));
+	header->zone_number = dd_get_le32(buffer + 8);
+	header->zone_count = dd_get_le32(buffer + 12);
+	header->sub_index_count = dd_get_le32(buffer + 16);
+	if (dd_get_le32(buffer + 20) != 0)
+		return dd_log_warning_strerror(DD_CORRUPT_DATA,
+		                               "saved volume index has a bad reserved field");
+	return DD_SUCCESS;
+}
+
+/* Decode and check the part of a saved header about one sub-index. */
+static int decode_sub_index(const struct uds_volume_sub_index *sub_index, const uint8_t *buffer,
+                            unsigned int s, struct saved_header *header)
+{
+	struct sub_index_zone *zone = &header->sub[s].zone;
+
+	header->sub[s].list_count = dd_get_le32(buffer);
+	header->sub[s].chapter_count = dd_get_le32(buffer + 4);
+	zone->oldest = dd_get_le64(buffer + 8);
+	zone->newest = dd_get_le64(buffer + 16);
+	zone->early_flushes = dd_get_le64(buffer + 24);
+	zone->discard_count = dd_get_le64(buffer + 32);
+	zone->overflow_count = dd_get_le64(buffer + 40);
+	if ((header->sub[s].list_count != sub_index->list_count) ||
+	    (header->sub[s].chapter_count != sub_index->chapter_count))
+		return dd_log_warning_strerror(DD_CORRUPT_DATA,
+		                               "saved volume index has %u lists and %u chapters, "
+		                               "expected %u and %u",
+		                               header->sub[s].list_count,
+		                               header->sub[s].chapter_count, sub_index->list_count,
+		                               sub_index->chapter_count);
+	if ((zone->oldest > zone->newest) || (zone->newest - zone->oldest >= sub_index->chapter_count))
+		return dd_log_warning_strerror(DD_CORRUPT_DATA,
+		                               "saved volume index has a bad window [%llu, %llu]",
+		                               (unsigned long long) zone->oldest,
+		                               (unsigned long long) zone->newest);
+	return DD_SUCCESS;
+}
+
+/* Read and check the header of saved zone @z of @count. */
+static int read_header(const struct uds_volume_index *index, struct dd_buffered_reader *reader,
+                       unsigned int z, unsigned int count, struct saved_header *header)
+{
+	uint8_t buffer[SAVE_MAX_BYTES];
+	int result = dd_read_from_buffered_reader(reader, buffer, SAVE_HEADER_BYTES);
+
+	if (result == DD_SUCCESS)
+		result = decode_header_start(buffer, header);
+	if (result != DD_SUCCESS)
+		return result;
+	if ((header->zone_number != z) || (header->zone_count != count))
+		return dd_log_warning_strerror(DD_CORRUPT_DATA,
+		                               "saved volume index zone %u of %u found in slot %u "
+		                               "of %u",
+		                               header->zone_number, header->zone_count, z, count);
+	if (header->sub_index_count != index->sub_index_count)
+		return dd_log_warning_strerror(DD_CORRUPT_DATA,
+		                               "saved volume index has %u sub-indexes, expected %u",
+		                               header->sub_index_count, index->sub_index_count);
+	result = dd_read_from_buffered_reader(reader, buffer,
+	                                      index->sub_index_count * SAVE_SUB_INDEX_BYTES);
+	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++)
+		result = decode_sub_index(&index->sub_indexes[s],
+		                          buffer + s * SAVE_SUB_INDEX_BYTES, s, header);
+	return result;
+}
+
+/* Give every zone of a sub-index the combined window of the saved zones, and their counters. */
+static void combine_windows(struct uds_volume_sub_index *sub_index, unsigned int zone_count,
+                            const struct saved_header *headers, unsigned int saved_count,
+                            unsigned int s)
+{
+	struct sub_index_zone combined = headers[0].sub[s].zone;
+
+	for (unsigned int z = 1; z < saved_count; z++) {
+		const struct sub_index_zone *saved = &headers[z].sub[s].zone;
+
+		combined.newest = max_u64(combined.newest, saved->newest);
+		combined.oldest = min_u64(combined.oldest, saved->oldest);
+		combined.early_flushes += saved->early_flushes;
+		combined.discard_count += saved->discard_count;
+		combined.overflow_count += saved->overflow_count;
+	}
+	combined.oldest = max_u64(combined.oldest, full_window_start(sub_index, combined.newest));
+	for (unsigned int z = 0; z < zone_count; z++) {
+		sub_index->zones[z] = (struct sub_index_zone) {
+			.oldest = combined.oldest,
+			.newest = combined.newest,
+		};
+	}
+	sub_index->zones[0].early_flushes = combined.early_flushes;
+	sub_index->zones[0].discard_count = combined.discard_count;
+	sub_index->zones[0].overflow_count = combined.overflow_count;
+}
+
+/* Empty the index: no entries, empty windows, no counts. */
+static void reset_index(struct uds_volume_index *index)
+{
+	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		struct uds_volume_sub_index *sub_index = &index->sub_indexes[s];
+
+		uds_reset_delta_index(sub_index->delta_index);
+		memset(sub_index->zones, 0, index->zone_count * sizeof(*sub_index->zones));
+	}
+}
+
+/* Read the headers of every saved zone, then restore each sub-index from the streams. */
+static int load_index(struct uds_volume_index *index, struct dd_buffered_reader **readers,
+                      unsigned int reader_count, struct saved_header *headers)
+{
+	int result = DD_SUCCESS;
+
+	for (unsigned int z = 0; (z < reader_count) && (result == DD_SUCCESS); z++)
+		result = read_header(index, readers[z], z, reader_count, &headers[z]);
+	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++)
+		result = uds_restore_delta_index(index->sub_indexes[s].delta_index, readers,
+		                                 reader_count);
+	if (result != DD_SUCCESS)
+		return result;
+	for (unsigned int s = 0; s < index->sub_index_count; s++)
+		combine_windows(&index->sub_indexes[s], index->zone_count, headers, reader_count,
+		                s);
+	return DD_SUCCESS;
+}
+
+int uds_load_volume_index(struct uds_volume_index *index, struct dd_buffered_reader **readers,
+                          unsigned int reader_count)
+{
+	struct saved_header *headers;
+	int result;
+
+	reset_index(index);
+	if ((reader_count < 1) || (reader_count > UDS_MAX_ZONES))
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "cannot load %u volume index zones", reader_count);
+	result = DD_ALLOCATE(reader_count, struct saved_header, "volume index headers", &headers);
+	if (result != DD_SUCCESS)
+		return result;
+	result = load_index(index, readers, reader_count, headers);
+	dd_free(headers);
+	if (result != DD_SUCCESS) {
+		reset_index(index);
+		return dd_log_warning_strerror(result, "cannot load the volume index");
+	}
+	return DD_SUCCESS;
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The volume: the ring of closed chapters on the index's storage, and the index page map.
+ *
+ * Chapter v occupies slot v % chapters_per_volume, pages_per_chapter pages of bytes_per_page
+ * bytes starting at volume_offset + slot * pages_per_chapter * bytes_per_page: first the
+ * chapter index pages, then the record pages. A chapter is written by one pwrite of all its
+ * pages (the chapter writer builds them in one buffer). Every page carries the index nonce, its
+ * chapter number and a checksum, so a torn chapter or a stale page from an older lap of the ring
+ * fails validation instead of being believed.
+ *
+ * The index page map remembers, for each slot, the chapter it describes and the last chapter
+ * index list on each of its index pages, so that a lookup reads exactly one index page. It is
+ * written only by the chapter writer (after the chapter's pages are written) and by load and
+ * rebuild; zone threads read it only for chapters that they know are written (see index.c).
+ *
+ * Reads. uds_read_volume_page_nowait() tries a read that only succeeds when the page is in the
+ * operating system's page cache (preadv2 with RWF_NOWAIT): a zone thread may call it without
+ * ever blocking on the disk. When it answers DD_QUEUED, the caller hands the read to a reader
+ * thread, which calls the blocking uds_read_volume_page().
+ */
+#ifndef UDS_VOLUME_H
+#define UDS_VOLUME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "geometry.h"
+
+struct uds_volume {
+	const struct uds_geometry *geometry;
+	int fd;
+	uint64_t nonce;
+	/* Byte offset of slot 0 in the file. */
+	uint64_t volume_offset;
+	/* RWF_NOWAIT reads work on this file. */
+	bool nowait_supported;
+	/* Per slot: the chapter its map entries describe (UINT64_MAX: none). */
+	uint64_t *map_chapters;
+	/* Per slot, per index page: the last list on that page. */
+	uint16_t *map_last_lists;
+};
+
+/**
+ * uds_make_volume() - Set up access to the chapter ring (reads and writes nothing).
+ * @geometry:      the index geometry (kept by reference)
+ * @fd:            the index storage, open read-write (kept, not closed by the volume)
+ * @volume_offset: where slot 0 starts
+ * @nonce:         the index nonce
+ * @volume_ptr:    set to the new volume
+ */
+int DD_MUST_CHECK uds_make_volume(const struct uds_geometry *geometry, int fd,
+                                  uint64_t volume_offset, uint64_t nonce,
+                                  struct uds_volume **volume_ptr);
+
+/** uds_free_volume() - Free a volume (NULL is fine). */
+void uds_free_volume(struct uds_volume *volume);
+
+/**
+ * uds_write_chapter() - Write the pages of a chapter and record its index page map.
+ * @volume:          the volume
+ * @virtual_chapter: the chapter
+ * @pages:           pages_per_chapter pages: index pages then record pages
+ * @last_lists:      the last list of each index page
+ */
+int DD_MUST_CHECK uds_write_chapter(struct uds_volume *volume, uint64_t virtual_chapter,
+                                    const uint8_t *pages, const uint16_t *last_lists);
+
+/**
+ * uds_set_index_page_map() - Record the index page map of a chapter (for load and rebuild).
+ */
+void uds_set_index_page_map(struct uds_volume *volume, uint64_t virtual_chapter,
+                            const uint16_t *last_lists);
+
+/**
+ * uds_find_index_page() - The index page of a chapter that holds a chapter index list.
+ * @volume:          the volume
+ * @virtual_chapter: a written chapter
+ * @list:            the chapter index list
+ * @page_ptr:        set to the index page number
+ *
+ * Return: DD_SUCCESS, or DD_OUT_OF_RANGE when the map does not describe this chapter or no page
+ *         holds the list (it was dropped when the chapter was closed).
+ */
+int DD_MUST_CHECK uds_find_index_page(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                      uint32_t list, uint32_t *page_ptr);
+
+/**
+ * uds_read_volume_page() - Read one page of a chapter (blocking).
+ * @volume:          the volume
+ * @virtual_chapter: the chapter
+ * @page_number:     the page within the chapter (index pages first)
+ * @buffer:          bytes_per_page bytes
+ */
+int DD_MUST_CHECK uds_read_volume_page(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                       uint32_t page_number, uint8_t *buffer);
+
+/**
+ * uds_read_volume_page_nowait() - Read a page only if that cannot block on the disk.
+ *
+ * Return: DD_SUCCESS, DD_QUEUED if the page is not in memory (nothing read), or an error.
+ */
+int DD_MUST_CHECK uds_read_volume_page_nowait(const struct uds_volume *volume,
+                                              uint64_t virtual_chapter, uint32_t page_number,
+                                              uint8_t *buffer);
+
+/**
+ * uds_read_chapter() - Read all the pages of a chapter slot (blocking), for rebuild.
+ * @volume: the volume
+ * @slot:   the slot
+ * @pages:  pages_per_chapter pages
+ */
+int DD_MUST_CHECK uds_read_chapter(const struct uds_volume *volume, uint32_t slot, uint8_t *pages);
+
+/**
+ * uds_drop_volume_cache() - Ask the kernel to drop its cached pages of the chapter ring
+ *                           (posix_fadvise DONTNEED), for cold-read measurements.
+ */
+void uds_drop_volume_cache(const struct uds_volume *volume);
+
+#endif /* UDS_VOLUME_H */

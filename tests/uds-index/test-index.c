@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * End-to-end tests of the index engine through its public API (uds.h), on a small geometry in a
+ * temporary file: request semantics, filling past the window, save and load (also into another
+ * zone count), rebuild after an unsaved stop and with a damaged chapter, bad storage. The
+ * multi-zone cases carry the "threads" label so they also run under ThreadSanitizer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "test-harness.h"
+#include "uds.h"
+
+enum {
+	RECORD_PAGES = 4,
+	CHAPTERS = 16,
+	RECORDS_PER_CHAPTER = RECORD_PAGES * 127,
+	WINDOW = (CHAPTERS - 1) * RECORDS_PER_CHAPTER,
+};
+
+static char path[64];
+
+struct test_request {
+	struct uds_request request;
+	atomic_bool done;
+};
+
+static void make_name(uint64_t number, struct dd_record_name *name)
+{
+	XXH128_canonical_t canonical;
+
+	XXH128_canonicalFromHash(&canonical, XXH3_128bits(&number, sizeof(number)));
+	memcpy(name->name, canonical.digest, sizeof(name->name));
+}
+
+static void request_done(struct uds_request *request)
+{
+	atomic_store(&((struct test_request *) request)->done, true);
+}
+
+static struct uds_parameters parameters(unsigned int zones)
+{
+	return (struct uds_parameters){
+		.path = path,
+		.zone_count = zones,
+		.record_pages_per_chapter = RECORD_PAGES,
+		.chapters_per_volume = CHAPTERS,
+	};
+}
+
+/* Run one request synchronously. */
+static struct uds_request run(struct uds_index *index, enum uds_request_type type, uint64_t number,
+                              uint64_t data)
+{
+	struct test_request tr;
+
+	memset(&tr, 0, sizeof(tr));
+	make_name(number, &tr.request.record_name);
+	memcpy(tr.request.new_data.data, &data, sizeof(data));
+	tr.request.type = type;
+	tr.request.callback = request_done;
+	tr.request.index = index;
+	assert_success(uds_launch_request(&tr.request));
+	while (!atomic_load(&tr.done))
+		;
+	assert_success(tr.request.status);
+	return tr.request;
+}
+
+static uint64_t data_of(const struct uds_request *request)
+{
+	uint64_t data;
+
+	memcpy(&data, request->old_data.data, sizeof(data));
+	return data;
+}
+
+/* Post names [first, first + count) with data = number + 1000000, many in flight. */
+static void post_range(struct uds_index *index, uint64_t first, uint64_t count)
+{
+	enum {
+		BATCH = 256
+	};
+	static struct test_request batch[BATCH];
+
+	for (uint64_t done = 0; done < count;) {
+		unsigned int n = (count - done < BATCH) ? (unsigned int) (count - done) : BATCH;
+
+		for (unsigned int i = 0; i < n; i++) {
+			uint64_t number = first + done + i;
+			uint64_t data = number + 1000000;
+
+			memset(&batch[i], 0, sizeof(batch[i]));
+			make_name(number, &batch[i].request.record_name);
+			memcpy(batch[i].request.new_data.data, &data, sizeof(data));
+			batch[i].request.type = UDS_POST;
+			batch[i].request.callback = request_done;
+			batch[i].request.index = index;
+			assert_success(uds_launch_request(&batch[i].request));
+		}
+		uds_flush_index(index);
+		for (unsigned int i = 0; i < n; i++)
+			assert_true(atomic_load(&batch[i].done));
+		done += n;
+	}
+}
+
+/* Every name in [first, first + count) is found with its data. */
+static void check_found(struct uds_index *index, uint64_t first, uint64_t count)
+{
+	for (uint64_t number = first; number < first + count; number++) {
+		struct uds_request r = run(index, UDS_QUERY_NO_UPDATE, number, 0);
+
+		if (!r.found)
+			fail_msg("name %llu not found", (unsigned long long) number);
+		assert_int_equal(data_of(&r), number + 1000000);
+	}
+}
+
+static int setup(void **state)
+{
+	(void) state;
+	snprintf(path, sizeof(path), "/tmp/test-index-XXXXXX");
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void) state;
+	unlink(path);
+	return 0;
+}
+
+static void test_request_semantics(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct uds_index *index;
+	struct uds_request r;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	r = run(index, UDS_QUERY, 1, 0);
+	assert_false(r.found);
+	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	assert_false(r.found);
+	r = run(index, UDS_POST, 1, 11);
+	assert_false(r.found);
+	r = run(index, UDS_POST, 1, 12);
+	assert_true(r.found);
+	assert_int_equal(data_of(&r), 11);
+	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
+	r = run(index, UDS_UPDATE, 1, 13);
+	assert_true(r.found);
+	assert_int_equal(data_of(&r), 11);
+	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	assert_int_equal(data_of(&r), 13);
+	r = run(index, UDS_UPDATE, 2, 21);
+	assert_false(r.found);
+	r = run(index, UDS_QUERY, 2, 0);
+	assert_true(r.found);
+	assert_int_equal(data_of(&r), 21);
+	r = run(index, UDS_DELETE, 2, 0);
+	assert_true(r.found);
+	r = run(index, UDS_QUERY, 2, 0);
+	assert_false(r.found);
+	r = run(index, UDS_DELETE, 2, 0);
+	assert_false(r.found);
+
+	/* Push name 1 into a closed chapter: found there, and a POST copies it forward. */
+	post_range(index, 100, 3 * RECORDS_PER_CHAPTER);
+	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	assert_true(r.found);
+	assert_int_equal(r.location, UDS_LOCATION_IN_DENSE);
+	assert_int_equal(data_of(&r), 13);
+	r = run(index, UDS_POST, 1, 99);
+	assert_true(r.found);
+	assert_int_equal(data_of(&r), 13);
+	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
+	assert_int_equal(data_of(&r), 13);
+	uds_free_index(index);
+}
+
+static void test_window(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	uint64_t total = 3 * WINDOW;
+	struct uds_index_stats stats;
+	struct uds_index *index;
+	uint64_t expired_found = 0;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, total);
+	/* The newest names (the last closed chapters and the open one) are found. */
+	check_found(index, total - WINDOW / 2, WINDOW / 2);
+	/* Names that left the window long ago are gone (a stray hit is possible, not a rule). */
+	for (uint64_t number = 0; number < WINDOW; number++)
+		expired_found += run(index, UDS_QUERY_NO_UPDATE, number, 0).found;
+	assert_true(expired_found < 10);
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_true(stats.chapters_written >= total / RECORDS_PER_CHAPTER - 1);
+	assert_int_equal(stats.read_errors, 0);
+	assert_true(stats.requests[UDS_POST] == total);
+	uds_free_index(index);
+}
+
+static void save_load_round_trip(unsigned int zones_before, unsigned int zones_after)
+{
+	struct uds_parameters p = parameters(zones_before);
+	uint64_t total = WINDOW / 2 + RECORDS_PER_CHAPTER / 3;
+	struct uds_index *index;
+
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, total);
+	assert_success(uds_close_index(index));
+	p.zone_count = zones_after;
+	assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
+	check_found(index, 0, total);
+	/* The load made the save stale: without a new save there is nothing clean to load. */
+	uds_free_index(index);
+	assert_int_equal(uds_open_index(UDS_NO_REBUILD, &p, &index), DD_END_OF_FILE);
+}
+
+static void test_save_load(void **state)
+{
+	(void) state;
+	save_load_round_trip(1, 1);
+}
+
+static void test_save_load_zones(void **state)
+{
+	(void) state;
+	save_load_round_trip(3, 2);
+}
+
+static void test_rebuild(void **state)
+{
+	struct uds_parameters p = parameters(2);
+	uint64_t total = WINDOW / 2 + RECORDS_PER_CHAPTER / 2;
+	struct uds_index_stats stats;
+	struct uds_index *index;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, total);
+	/* Two chapters of other names: all the names above are now in closed chapters. */
+	post_range(index, 1000000, 2 * RECORDS_PER_CHAPTER);
+	/* Stop without saving, as a crash would (the chapters are written, the rest is lost). */
+	uds_flush_index(index);
+	uds_free_index(index);
+	assert_success(uds_open_index(UDS_LOAD, &p, &index));
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_true(stats.rebuilt);
+	assert_int_equal(stats.chapters_dropped, 0);
+	check_found(index, 0, total);
+	uds_free_index(index);
+}
+
+static void test_rebuild_damaged_chapter(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	uint64_t total = 4 * RECORDS_PER_CHAPTER;
+	struct uds_index_stats stats;
+	struct uds_index *index;
+	uint8_t byte;
+	int fd;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, total + 5);
+	uds_free_index(index);
+	/* Flip a byte in a record page of chapter 1 (slot 1, past its index pages). */
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	{
+		struct uds_geometry g;
+		off_t offset;
+
+		assert_success(uds_make_custom_geometry(0, RECORD_PAGES, CHAPTERS, 0, &g));
+		offset = 64 * 1024 +
+		         ((off_t) g.pages_per_chapter + g.index_pages_per_chapter + 1) *
+		             g.bytes_per_page +
+		         100;
+		assert_int_equal(pread(fd, &byte, 1, offset), 1);
+		byte ^= 0x10;
+		assert_int_equal(pwrite(fd, &byte, 1, offset), 1);
+	}
+	close(fd);
+	assert_success(uds_open_index(UDS_LOAD, &p, &index));
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_int_equal(stats.chapters_dropped, 1);
+	check_found(index, 0, RECORDS_PER_CHAPTER);
+	check_found(index, 2 * RECORDS_PER_CHAPTER, 2 * RECORDS_PER_CHAPTER);
+	uds_free_index(index);
+}
+
+static void test_bad_storage(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct uds_index *index;
+	char junk[8192];
+	int fd;
+
+	(void) state;
+	/* Not an index. */
+	memset(junk, 0x5A, sizeof(junk));
+	fd = open(path, O_RDWR | O_TRUNC);
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t) sizeof(junk));
+	close(fd);
+	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_BAD_MAGIC);
+	/* A valid index cut short. */
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	uds_free_index(index);
+	assert_int_equal(truncate(path, 1 << 20), 0);
+	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_OUT_OF_RANGE);
+	/* Bad parameters. */
+	p.zone_count = 17;
+	assert_int_equal(uds_open_index(UDS_CREATE, &p, &index), DD_INVALID_ARGUMENT);
+	p.zone_count = 1;
+	p.bytes_per_page = 1000;
+	assert_int_equal(uds_open_index(UDS_CREATE, &p, &index), DD_INVALID_ARGUMENT);
+}
+
+static void test_multi_zone_fill(void **state)
+{
+	struct uds_parameters p = parameters(4);
+	uint64_t total = 2 * WINDOW;
+	struct uds_index *index;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, total);
+	check_found(index, total - WINDOW / 2, WINDOW / 2);
+	assert_success(uds_save_index(index));
+	post_range(index, total, RECORDS_PER_CHAPTER);
+	check_found(index, total, RECORDS_PER_CHAPTER);
+	uds_free_index(index);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_request_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_load_zones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_damaged_chapter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_storage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multi_zone_fill, setup, teardown),
+	};
+
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
