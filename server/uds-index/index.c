@@ -216,6 +216,14 @@ static void finish_page_load(struct index_zone *zone, struct uds_cached_page *pa
 	}
 }
 
+/* Zone thread: a reader finished. */
+static void page_read_done(struct dd_completion *completion)
+{
+	struct page_read *read = completion->parent;
+
+	finish_page_load(read->zone, read->page, read->result);
+}
+
 /* Reader thread: read the page, then send the completion back to the zone. */
 static void read_page_on_reader(struct dd_completion *completion)
 {
@@ -225,15 +233,7 @@ static void read_page_on_reader(struct dd_completion *completion)
 	read->result = uds_read_volume_page(zone->index->volume, read->page->virtual_chapter,
 	                                    read->page->page_number, read->page->data);
 	completion->thread_set = zone->index->zone_threads;
-	dd_launch_completion_callback(completion, completion->callback, zone->id);
-}
-
-/* Zone thread: a reader finished. */
-static void page_read_done(struct dd_completion *completion)
-{
-	struct page_read *read = completion->parent;
-
-	finish_page_load(read->zone, read->page, read->result);
+	dd_launch_completion_callback(completion, page_read_done, zone->id);
 }
 
 static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page)
@@ -247,9 +247,8 @@ static void queue_page_read(struct index_zone *zone, struct uds_cached_page *pag
 	read->zone = zone;
 	read->page = page;
 	dd_initialize_completion(&read->completion, index->reader_threads);
-	dd_prepare_completion(&read->completion, page_read_done, NULL, zone->id, read);
-	dd_launch_completion_callback(&read->completion, read_page_on_reader, reader);
-	read->completion.callback = page_read_done;
+	dd_prepare_completion(&read->completion, read_page_on_reader, NULL, reader, read);
+	dd_launch_completion(&read->completion);
 }
 
 /*
@@ -796,6 +795,7 @@ int uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats)
 	stats->rebuilt = index->rebuilt;
 	stats->memory_used = dd_memory_in_use();
 	stats->records_per_volume = index->geometry.records_per_volume;
+	stats->records_per_chapter = index->geometry.records_per_chapter;
 	stats->zone_count = index->zone_count;
 	return DD_SUCCESS;
 }

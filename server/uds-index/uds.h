@@ -145,8 +145,9 @@ struct uds_index_stats {
 	/* Memory allocated by the index, bytes. */
 	uint64_t memory_used;
 	uint64_t volume_index_memory;
-	/* Records the index can hold. */
+	/* Records the index can hold, and records per chapter. */
 	uint64_t records_per_volume;
+	uint64_t records_per_chapter;
 	unsigned int zone_count;
 };
 

@@ -31,20 +31,28 @@
  * and p = 10, a chapter would decode as the newest one the moment it expired, and no entry would
  * ever be purged. So, as in UDS, p is the bits needed for chapter_count - 1 + max(chapter_count /
  * 256, 2): 11 for 1024 chapters. An entry then reads as expired for 2^p - chapter_count chapters
- * (1024 for 1024 chapters), plenty of time for searches to pass over it; one that lingers longer
- * aliases to a live chapter, which is harmless, the index being a hint.
+ * (1024 for 1024 chapters), plenty of time to be purged; one that lingers longer aliases to a
+ * live chapter, which is harmless, the index being a hint.
  *
- * Expiry is lazy. A search walks its list from the place the previous search of that list ended
- * (or from the start when the key is smaller), and removes every expired entry it passes over and
- * every expired entry with the key searched for. A read-only lookup removes nothing.
+ * Expiry is lazy, as in UDS. Each list remembers (in 32 bits) the oldest chapter it may hold. A
+ * search of a list whose oldest chapter expired more than window / FLUSH_DELAY_DIVISOR chapters
+ * ago (16 for 1024 chapters; no delay while the zone is short of memory) walks the whole list,
+ * removes every expired entry and notes the oldest chapter left; any other search goes straight
+ * to its key with the delta index's fast search. Either way the entries with the key searched
+ * for (and expired ones just after them) are checked and expired ones removed, so a search never
+ * returns an expired entry. The delay trades a little memory (expired entries wait about ten
+ * chapters longer, about 1% of a full index) for a third less search time. A read-only lookup
+ * removes nothing.
  *
- * Early flush. Memory is sized for a full window plus SLACK_PERCENT. When a zone opens a chapter
- * and its lists use more than the flush threshold (the zone's capacity less the larger of 1/64
- * of it and one chapter's expected bits), the zone's oldest chapter is raised past as many
- * chapters as the excess amounts to. As in UDS, the raise is recomputed at every chapter opening
- * from the full window and the current excess, not accumulated: once lazy purging has freed the
- * space, chapters hidden early (still on storage, as early flushes do not touch the volume)
- * become visible again. early_flushes counts only chapters newly hidden.
+ * Early flush. Memory is sized for a full window plus SLACK_PERCENT (and one byte per list). Each
+ * zone counts its entries per chapter value. When a zone opens a chapter with its lists using
+ * more than the flush threshold (its capacity less the larger of 1/FLUSH_RESERVE_DIVISOR of it
+ * and one chapter's expected bits), and its live entries alone (those of its window, at the
+ * zone's average bits per entry) would too, its oldest chapter is raised until they would use a
+ * chapter's worth less than the threshold. Expired entries not yet purged are not counted, so
+ * the raise does not run away while purging catches up. A zone's oldest chapter only moves
+ * forward (unless the zone is sent back to an older chapter). early_flushes counts chapters
+ * expired early.
  *
  * Collisions. The first entry with a key is the default entry for every name with that address;
  * collision entries (with the full name) follow it. A search returns the collision entry of the
@@ -55,8 +63,9 @@
  * index's own save of that zone. Loading reads every header, then restores each sub-index from
  * all the streams, into whatever zone count the index has; every new zone gets the combined
  * window: the newest chapter of any zone, and the oldest chapter of any zone but no older than
- * the full window below that newest chapter (zones hide different chapters early, and a chapter
- * one zone hid early is still on storage, so it may as well be visible again).
+ * the full window below that newest chapter (zones expire different chapters early, and a chapter
+ * one zone expired early is still on storage, so it may as well be visible again). Chapter
+ * counts are rebuilt by walking the restored lists; every list is flushed at its next search.
  */
 #include "volume-index.h"
 
@@ -72,7 +81,7 @@ enum {
 	/* Chapter values cover the window plus max(window / this, 2) expired chapters. */
 	INVALID_CHAPTER_DIVISOR = 256,
 	/* Free space added to the expected size of a full sub-index, in percent. */
-	SLACK_PERCENT = 5,
+	SLACK_PERCENT = 3,
 	/* A list is byte aligned when packed: allowance per list, in bytes. */
 	LIST_ROUNDING_BYTES = 1,
 	/* The delta index rounds each zone's memory up to this (DELTA ZONE_ALLOCATION_UNIT). */
@@ -80,7 +89,9 @@ enum {
 	/* The delta index keeps this many guard bytes at the end of a zone's memory. */
 	DELTA_GUARD_BYTES = 7,
 	/* The early flush threshold leaves at least 1/this of a zone free. */
-	FLUSH_RESERVE_DIVISOR = 64,
+	FLUSH_RESERVE_DIVISOR = 128,
+	/* A list is flushed once its oldest chapter expired window / this chapters ago. */
+	FLUSH_DELAY_DIVISOR = 64,
 	/* The sub-indexes, and the tags of their delta indexes. */
 	DENSE_SUB_INDEX = 0,
 	HOOK_SUB_INDEX = 1,
@@ -114,6 +125,10 @@ struct sub_index_zone {
 	uint64_t early_flushes;
 	uint64_t discard_count;
 	uint64_t overflow_count;
+	/* Entries of the zone per entry value (chapter modulo 2^payload bits). */
+	uint32_t *chapter_counts;
+	/* The flush delay in force (none while memory is short). */
+	uint32_t flush_delay;
 } __attribute__((aligned(64)));
 
 /* The shape of a sub-index, derived from the geometry alone. */
@@ -134,6 +149,12 @@ struct sub_index_params {
 struct uds_volume_sub_index {
 	struct uds_delta_index *delta_index;
 	struct sub_index_zone *zones;
+	/* Per list, the low 32 bits of the oldest chapter the list may hold. */
+	uint32_t *flush_chapters;
+	/* Chapters a list's oldest chapter may have been expired before the list is flushed. */
+	uint32_t flush_delay;
+	/* The chapter counts of all the zones. */
+	uint32_t *chapter_counts;
 	/* Chapters in a full window, and the mask of the chapter bits kept in an entry. */
 	uint32_t chapter_count;
 	uint32_t chapter_mask;
@@ -152,6 +173,15 @@ struct uds_volume_index {
 	struct uds_volume_sub_index sub_indexes[MAX_SUB_INDEXES];
 };
 
+/* A saved zone's window and counters for one sub-index. */
+struct saved_window {
+	uint64_t oldest;
+	uint64_t newest;
+	uint64_t early_flushes;
+	uint64_t discard_count;
+	uint64_t overflow_count;
+};
+
 /* A saved zone's header. */
 struct saved_header {
 	uint32_t zone_number;
@@ -160,7 +190,7 @@ struct saved_header {
 	struct {
 		uint32_t list_count;
 		uint32_t chapter_count;
-		struct sub_index_zone zone;
+		struct saved_window window;
 	} sub[MAX_SUB_INDEXES];
 };
 
@@ -209,9 +239,8 @@ static void compute_sub_index_params(uint64_t entries, uint32_t chapter_count, u
 	    (uint32_t) max_u64((addresses * params->list_count + entries / 2) / entries, 1);
 	params->list_bits =
 	    uds_compute_delta_index_bits(entries, params->mean_delta, params->payload_bits);
-	params->memory_size =
-	    (size_t) ((params->list_bits * (100 + SLACK_PERCENT) / 100 + 7) / 8) +
-	    (size_t) params->list_count * LIST_ROUNDING_BYTES;
+	params->memory_size = (size_t) ((params->list_bits * (100 + SLACK_PERCENT) / 100 + 7) / 8) +
+	                      (size_t) params->list_count * LIST_ROUNDING_BYTES;
 	params->tag = tag;
 }
 
@@ -233,14 +262,12 @@ static unsigned int compute_params(const struct uds_geometry *geometry,
 	                         geometry->dense_chapters_per_volume, DENSE_TAG,
 	                         &params[DENSE_SUB_INDEX]);
 	compute_sub_index_params(geometry->records_per_volume / UDS_SPARSE_SAMPLE_RATE,
-	                         geometry->chapters_per_volume, HOOK_TAG,
-	                         &params[HOOK_SUB_INDEX]);
+	                         geometry->chapters_per_volume, HOOK_TAG, &params[HOOK_SUB_INDEX]);
 	return 2;
 }
 
 /* What uds_make_delta_index() allocates for @params with @zone_count zones (see there). */
-static size_t compute_delta_memory(const struct sub_index_params *params,
-                                   unsigned int zone_count)
+static size_t compute_delta_memory(const struct sub_index_params *params, unsigned int zone_count)
 {
 	size_t share = (params->memory_size + zone_count - 1) / zone_count;
 	size_t zone_size = (share + DELTA_ZONE_UNIT - 1) / DELTA_ZONE_UNIT * DELTA_ZONE_UNIT;
@@ -249,6 +276,14 @@ static size_t compute_delta_memory(const struct sub_index_params *params,
 	       zone_count * (sizeof(struct uds_delta_zone) + zone_size) +
 	       ((size_t) params->list_count + 2 * zone_count) *
 	           (sizeof(struct uds_delta_list) + sizeof(uint64_t));
+}
+
+/* The bytes of a sub-index's own arrays: zones, flush chapters and chapter counts. */
+static size_t compute_bookkeeping_memory(const struct sub_index_params *params,
+                                         unsigned int zone_count)
+{
+	return zone_count * sizeof(struct sub_index_zone) + params->list_count * sizeof(uint32_t) +
+	       ((size_t) zone_count << params->payload_bits) * sizeof(uint32_t);
 }
 
 /* The bytes a volume index of @geometry with @zone_count zones allocates. */
@@ -260,7 +295,7 @@ static size_t compute_memory(const struct uds_geometry *geometry, unsigned int z
 
 	for (unsigned int s = 0; s < count; s++)
 		bytes += compute_delta_memory(&params[s], zone_count) +
-		         zone_count * sizeof(struct sub_index_zone);
+		         compute_bookkeeping_memory(&params[s], zone_count);
 	return bytes;
 }
 
@@ -314,6 +349,7 @@ static int make_sub_index(const struct sub_index_params *params, unsigned int zo
 	int result;
 
 	sub_index->chapter_count = params->chapter_count;
+	sub_index->flush_delay = params->chapter_count / FLUSH_DELAY_DIVISOR;
 	sub_index->chapter_mask = (uint32_t) ((1ULL << params->payload_bits) - 1);
 	sub_index->list_count = params->list_count;
 	sub_index->address_bits = params->address_bits;
@@ -324,10 +360,23 @@ static int make_sub_index(const struct sub_index_params *params, unsigned int zo
 	                             &sub_index->zones);
 	if (result != DD_SUCCESS)
 		return result;
+	result = DD_ALLOCATE(params->list_count, uint32_t, "volume index flush chapters",
+	                     &sub_index->flush_chapters);
+	if (result != DD_SUCCESS)
+		return result;
+	result = DD_ALLOCATE((size_t) zone_count << params->payload_bits, uint32_t,
+	                     "volume index chapter counts", &sub_index->chapter_counts);
+	if (result != DD_SUCCESS)
+		return result;
+	for (unsigned int z = 0; z < zone_count; z++) {
+		sub_index->zones[z].chapter_counts =
+		    &sub_index->chapter_counts[(size_t) z << params->payload_bits];
+		sub_index->zones[z].flush_delay = sub_index->flush_delay;
+	}
 	result = uds_make_delta_index(&delta_params, &sub_index->delta_index);
 	if (result != DD_SUCCESS)
 		return result;
-	*memory += zone_count * sizeof(struct sub_index_zone) + sizeof(struct uds_delta_index) +
+	*memory += compute_bookkeeping_memory(params, zone_count) + sizeof(struct uds_delta_index) +
 	           sub_index->delta_index->memory_size;
 	return DD_SUCCESS;
 }
@@ -368,6 +417,8 @@ void uds_free_volume_index(struct uds_volume_index *index)
 	for (unsigned int s = 0; s < index->sub_index_count; s++) {
 		uds_free_delta_index(index->sub_indexes[s].delta_index);
 		dd_free(index->sub_indexes[s].zones);
+		dd_free(index->sub_indexes[s].flush_chapters);
+		dd_free(index->sub_indexes[s].chapter_counts);
 	}
 	dd_free(index);
 }
@@ -409,8 +460,7 @@ unsigned int uds_get_volume_index_zone(const struct uds_volume_index *index,
 	const struct uds_volume_sub_index *sub_index =
 	    &index->sub_indexes[sub_index_of(index, name)];
 
-	return uds_get_delta_zone_number(sub_index->delta_index,
-	                                 get_list_number(sub_index, name));
+	return uds_get_delta_zone_number(sub_index->delta_index, get_list_number(sub_index, name));
 }
 
 /* The oldest chapter of a full window ending at @newest. */
@@ -436,6 +486,36 @@ static bool is_in_window(const struct sub_index_zone *zone, uint64_t chapter)
 	return (chapter >= zone->oldest) && (chapter <= zone->newest);
 }
 
+/*
+ * Whether list @list_number may hold entries older than the zone's oldest chapter. Flush
+ * chapters are kept as the low 32 bits of a chapter and compared modulo 2^32.
+ */
+static bool needs_flush(const struct uds_volume_sub_index *sub_index, uint32_t list_number,
+                        const struct sub_index_zone *zone)
+{
+	return (int32_t) (sub_index->flush_chapters[list_number] + zone->flush_delay -
+	                  (uint32_t) zone->oldest) < 0;
+}
+
+/* Note that list @list_number may now hold an entry of @chapter. */
+static void note_chapter(struct uds_volume_sub_index *sub_index, uint32_t list_number,
+                         uint64_t chapter)
+{
+	if ((int32_t) ((uint32_t) chapter - sub_index->flush_chapters[list_number]) < 0)
+		sub_index->flush_chapters[list_number] = (uint32_t) chapter;
+}
+
+/* Make every list of a zone be flushed at its next search (after a load or a jump back). */
+static void reset_flush_chapters(struct uds_volume_sub_index *sub_index, unsigned int zone_number)
+{
+	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
+	uint64_t oldest = sub_index->zones[zone_number].oldest;
+	uint32_t flush = (oldest > 0) ? (uint32_t) (oldest - 1) : 0;
+
+	for (uint32_t i = 0; i < delta_zone->list_count; i++)
+		sub_index->flush_chapters[delta_zone->first_list + i] = flush;
+}
+
 /* The bits of list data a zone of a delta index holds. */
 static uint64_t get_zone_used_bits(const struct uds_delta_zone *zone)
 {
@@ -457,31 +537,69 @@ static uint64_t get_flush_threshold(const struct uds_volume_sub_index *sub_index
 	return (capacity > reserve) ? capacity - reserve : 0;
 }
 
-/* Open @chapter in one zone of a sub-index, expiring chapters early if memory is short. */
+/* The entries of a zone in chapters [first, last], from its chapter counts. */
+static uint64_t count_entries(const struct uds_volume_sub_index *sub_index,
+                              const struct sub_index_zone *zone, uint64_t first, uint64_t last)
+{
+	uint64_t count = 0;
+
+	for (uint64_t chapter = first; chapter <= last; chapter++)
+		count += zone->chapter_counts[chapter & sub_index->chapter_mask];
+	return count;
+}
+
+/*
+ * If a zone's lists use more bits than the flush threshold, and its live entries (those of the
+ * chapters in its window) alone would too, expire its oldest chapters until the live entries
+ * would use one chapter's worth of bits less than the threshold, taking an entry's bits to be
+ * the zone's average. While memory is short, lists are flushed as soon as they hold an expired
+ * entry.
+ */
+static void expire_chapters_early(struct uds_volume_sub_index *sub_index, unsigned int zone_number)
+{
+	struct sub_index_zone *zone = &sub_index->zones[zone_number];
+	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
+	uint64_t used = get_zone_used_bits(delta_zone);
+	uint64_t threshold = get_flush_threshold(sub_index, delta_zone);
+	uint64_t first = zone->oldest;
+	uint64_t scaled_bits;
+	uint64_t target;
+	uint64_t live;
+
+	zone->flush_delay = sub_index->flush_delay;
+	if ((used <= threshold) || (delta_zone->record_count == 0))
+		return;
+	zone->flush_delay = 0;
+	/* Bits per entry, times 256. */
+	scaled_bits = (used << 8) / delta_zone->record_count;
+	target = threshold - min_u64(threshold, sub_index->chapter_zone_bits);
+	live = count_entries(sub_index, zone, zone->oldest, zone->newest);
+	while ((zone->oldest < zone->newest) && (((live * scaled_bits) >> 8) > target)) {
+		live -= min_u64(live, zone->chapter_counts[zone->oldest & sub_index->chapter_mask]);
+		zone->oldest++;
+	}
+	if (zone->oldest == first)
+		return;
+	zone->early_flushes += zone->oldest - first;
+	dd_log_debug("volume index zone %u: at chapter %llu, expiring chapters %llu to %llu early",
+	             zone_number, (unsigned long long) zone->newest, (unsigned long long) first,
+	             (unsigned long long) zone->oldest - 1);
+}
+
+/* Open @chapter in one zone of a sub-index. */
 static void set_sub_index_zone_open_chapter(struct uds_volume_sub_index *sub_index,
                                             unsigned int zone_number, uint64_t chapter)
 {
 	struct sub_index_zone *zone = &sub_index->zones[zone_number];
-	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
+	bool backwards = (chapter < zone->newest);
 	uint64_t oldest = full_window_start(sub_index, chapter);
-	uint64_t hidden = (chapter >= zone->newest) ? max_u64(zone->oldest, oldest) : oldest;
-	uint64_t used = get_zone_used_bits(delta_zone);
-	uint64_t threshold = get_flush_threshold(sub_index, delta_zone);
 
-	if (used > threshold) {
-		uint64_t expire = 1 + (used - threshold) / max_u64(sub_index->chapter_zone_bits, 1);
-
-		oldest = min_u64(oldest + expire, chapter);
-		if (oldest > hidden) {
-			zone->early_flushes += oldest - hidden;
-			dd_log_debug("volume index zone %u: at chapter %llu, expiring chapters "
-			             "before %llu early",
-			             zone_number, (unsigned long long) chapter,
-			             (unsigned long long) oldest);
-		}
-	}
-	zone->oldest = oldest;
+	/* Chapters expired early stay expired, unless the zone goes back. */
+	zone->oldest = backwards ? oldest : min_u64(max_u64(zone->oldest, oldest), chapter);
 	zone->newest = chapter;
+	if (backwards)
+		reset_flush_chapters(sub_index, zone_number);
+	expire_chapters_early(sub_index, zone_number);
 }
 
 void uds_set_volume_index_zone_open_chapter(struct uds_volume_index *index,
@@ -502,65 +620,68 @@ void uds_set_volume_index_open_chapter(struct uds_volume_index *index, uint64_t 
 /* Searching and changing                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Remove @entry if it has expired (it then refers to the next entry), else step past it. */
-static int purge_or_step(struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
-                         struct uds_delta_entry *entry)
+/* Remove an entry (it then refers to the next one), keeping the chapter counts. */
+static int remove_entry(struct sub_index_zone *zone, struct uds_delta_entry *entry)
 {
-	uint64_t chapter;
+	uint32_t value = uds_get_delta_entry_value(entry);
+	int result = uds_remove_delta_entry(entry);
 
-	if (decode_chapter(sub_index, zone, uds_get_delta_entry_value(entry), &chapter))
-		return uds_next_delta_entry(entry);
+	if (result == DD_SUCCESS)
+		zone->chapter_counts[value]--;
+	return result;
+}
+
+static int expire_entry(struct sub_index_zone *zone, struct uds_delta_entry *entry)
+{
 	zone->discard_count++;
-	return uds_remove_delta_entry(entry);
+	return remove_entry(zone, entry);
 }
 
 /*
- * Walk a list to the first entry whose key is at least @key, removing the expired entries passed
- * over, and make the list's next search start there.
+ * Step past @entry, removing it if it has expired (it then refers to the next entry) and
+ * otherwise lowering *@oldest to its chapter.
  */
-static int walk_to_key(struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
-                       uint32_t list_number, uint32_t key, struct uds_delta_entry *entry)
+static int visit_entry(const struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
+                       struct uds_delta_entry *entry, uint64_t *oldest)
 {
-	int result = uds_start_delta_search(sub_index->delta_index, list_number, key, entry);
+	uint64_t chapter;
 
-	if (result == DD_SUCCESS)
-		result = uds_next_delta_entry(entry);
-	while ((result == DD_SUCCESS) && !entry->at_end && (entry->key < key))
-		result = purge_or_step(sub_index, zone, entry);
-	if (result != DD_SUCCESS)
-		return result;
-	/* The first entry with a key is never a collision entry, so this cannot fail. */
-	return uds_remember_delta_offset(entry);
+	if (!decode_chapter(sub_index, zone, uds_get_delta_entry_value(entry), &chapter))
+		return expire_entry(zone, entry);
+	*oldest = min_u64(*oldest, chapter);
+	return uds_next_delta_entry(entry);
 }
 
-static bool is_collision_for(const struct uds_delta_entry *entry,
-                             const struct dd_record_name *name)
+static bool is_collision_for(const struct uds_delta_entry *entry, const struct dd_record_name *name)
 {
 	struct dd_record_name stored;
 
-	return (uds_get_delta_entry_collision(entry, &stored) == DD_SUCCESS) &&
+	return entry->is_collision &&
+	       (uds_get_delta_entry_collision(entry, &stored) == DD_SUCCESS) &&
 	       dd_record_name_equal(&stored, name);
 }
 
 /*
  * Go through the entries with the record's key (starting at @entry), removing the expired ones
- * and choosing the name's collision entry, or else the default entry. With neither, the record
- * is left at the place where an entry for the key would be inserted.
+ * and choosing the name's collision entry, or else the default entry. Expired entries just after
+ * them go too, so that with neither, the record is left at a live entry (or the end of the list)
+ * where an entry for the key would be inserted. @entry is left after all of them.
  */
 static int search_key(struct uds_volume_index_record *record, struct sub_index_zone *zone,
-                      uint32_t key, struct uds_delta_entry *entry)
+                      uint32_t key, struct uds_delta_entry *entry, uint64_t *oldest)
 {
+	const struct uds_volume_sub_index *sub_index = record->sub_index;
 	int result = DD_SUCCESS;
 
-	while ((result == DD_SUCCESS) && !entry->at_end && (entry->key == key)) {
+	while ((result == DD_SUCCESS) && !entry->at_end) {
 		uint64_t chapter;
 
-		if (!decode_chapter(record->sub_index, zone, uds_get_delta_entry_value(entry),
-		                    &chapter)) {
-			zone->discard_count++;
-			result = uds_remove_delta_entry(entry);
+		if (!decode_chapter(sub_index, zone, uds_get_delta_entry_value(entry), &chapter)) {
+			result = expire_entry(zone, entry);
 			continue;
 		}
+		if (entry->key != key)
+			break;
 		if (!entry->is_collision ||
 		    (!record->is_collision && is_collision_for(entry, record->name))) {
 			record->delta_entry = *entry;
@@ -568,34 +689,77 @@ static int search_key(struct uds_volume_index_record *record, struct sub_index_z
 			record->is_found = true;
 			record->is_collision = entry->is_collision;
 		}
+		*oldest = min_u64(*oldest, chapter);
 		result = uds_next_delta_entry(entry);
 	}
-	if (!record->is_found)
+	if ((result == DD_SUCCESS) && !record->is_found)
 		record->delta_entry = *entry;
 	return result;
 }
 
-int uds_get_volume_index_record(struct uds_volume_index *index,
-                                const struct dd_record_name *name,
+/*
+ * Search a list that may hold expired entries: walk all of it, removing them, and note the
+ * oldest chapter left in it so that it is walked again only once that chapter expires.
+ */
+static int flush_and_search(struct uds_volume_index_record *record, struct sub_index_zone *zone,
+                            uint32_t list_number, uint32_t key)
+{
+	struct uds_volume_sub_index *sub_index = record->sub_index;
+	uint64_t oldest = zone->newest;
+	struct uds_delta_entry entry;
+	int result = uds_start_delta_search(sub_index->delta_index, list_number, 0, &entry);
+
+	if (result == DD_SUCCESS)
+		result = uds_next_delta_entry(&entry);
+	while ((result == DD_SUCCESS) && !entry.at_end && (entry.key < key))
+		result = visit_entry(sub_index, zone, &entry, &oldest);
+	/* The first entry with a key is never a collision entry, so this cannot fail. */
+	if (result == DD_SUCCESS)
+		result = uds_remember_delta_offset(&entry);
+	if (result == DD_SUCCESS)
+		result = search_key(record, zone, key, &entry, &oldest);
+	/* Removing entries after the record's entry leaves it valid. */
+	while ((result == DD_SUCCESS) && !entry.at_end)
+		result = visit_entry(sub_index, zone, &entry, &oldest);
+	if (result == DD_SUCCESS)
+		sub_index->flush_chapters[list_number] = (uint32_t) oldest;
+	return result;
+}
+
+/* Search a list known to hold no expired entry (though the key's entries are checked anyway). */
+static int search(struct uds_volume_index_record *record, struct sub_index_zone *zone,
+                  uint32_t list_number, uint32_t key)
+{
+	uint64_t oldest = zone->newest;
+	struct uds_delta_entry entry;
+	int result =
+	    uds_get_delta_entry(record->sub_index->delta_index, list_number, key, NULL, &entry);
+
+	if (result == DD_SUCCESS)
+		result = search_key(record, zone, key, &entry, &oldest);
+	return result;
+}
+
+int uds_get_volume_index_record(struct uds_volume_index *index, const struct dd_record_name *name,
                                 struct uds_volume_index_record *record)
 {
 	struct uds_volume_sub_index *sub_index = &index->sub_indexes[sub_index_of(index, name)];
 	uint32_t list_number = get_list_number(sub_index, name);
 	uint32_t key = get_key(sub_index, name);
 	struct sub_index_zone *zone;
-	struct uds_delta_entry entry;
 	int result;
 
-	*record = (struct uds_volume_index_record) {
+	*record = (struct uds_volume_index_record){
 		.name = name,
 		.index = index,
 		.sub_index = sub_index,
 		.zone_number = uds_get_delta_zone_number(sub_index->delta_index, list_number),
 	};
 	zone = &sub_index->zones[record->zone_number];
-	result = walk_to_key(sub_index, zone, list_number, key, &entry);
-	if (result == DD_SUCCESS)
-		result = search_key(record, zone, key, &entry);
+	if (needs_flush(sub_index, list_number, zone))
+		result = flush_and_search(record, zone, list_number, key);
+	else
+		result = search(record, zone, list_number, key);
 	if (result != DD_SUCCESS) {
 		record->is_found = false;
 		return dd_log_error_strerror(result, "volume index search failed");
@@ -621,7 +785,9 @@ static int check_chapter(const struct uds_volume_index_record *record, uint64_t 
 int uds_put_volume_index_record(struct uds_volume_index_record *record, uint64_t virtual_chapter)
 {
 	struct uds_volume_sub_index *sub_index = record->sub_index;
+	struct sub_index_zone *zone = &sub_index->zones[record->zone_number];
 	const struct dd_record_name *collision_name = record->is_found ? record->name : NULL;
+	uint32_t value = (uint32_t) (virtual_chapter & sub_index->chapter_mask);
 	int result = check_chapter(record, virtual_chapter);
 
 	if (result != DD_SUCCESS)
@@ -629,15 +795,16 @@ int uds_put_volume_index_record(struct uds_volume_index_record *record, uint64_t
 	if (record->is_collision)
 		return dd_log_warning_strerror(DD_DUPLICATE_NAME,
 		                               "volume index already has this name");
-	result = uds_put_delta_entry(&record->delta_entry, get_key(sub_index, record->name),
-	                             (uint32_t) (virtual_chapter & sub_index->chapter_mask),
+	result = uds_put_delta_entry(&record->delta_entry, get_key(sub_index, record->name), value,
 	                             collision_name);
 	if (result == DD_OVERFLOW) {
-		sub_index->zones[record->zone_number].overflow_count++;
+		zone->overflow_count++;
 		return DD_OVERFLOW;
 	}
 	if (result != DD_SUCCESS)
 		return result;
+	zone->chapter_counts[value]++;
+	note_chapter(sub_index, get_list_number(sub_index, record->name), virtual_chapter);
 	record->is_found = true;
 	record->is_collision = (collision_name != NULL);
 	record->virtual_chapter = virtual_chapter;
@@ -647,6 +814,9 @@ int uds_put_volume_index_record(struct uds_volume_index_record *record, uint64_t
 int uds_set_volume_index_record_chapter(struct uds_volume_index_record *record,
                                         uint64_t virtual_chapter)
 {
+	struct sub_index_zone *zone = &record->sub_index->zones[record->zone_number];
+	uint32_t value = (uint32_t) (virtual_chapter & record->sub_index->chapter_mask);
+	uint32_t old_value;
 	int result;
 
 	if (!record->is_found)
@@ -654,11 +824,14 @@ int uds_set_volume_index_record_chapter(struct uds_volume_index_record *record,
 	result = check_chapter(record, virtual_chapter);
 	if (result != DD_SUCCESS)
 		return result;
-	result = uds_set_delta_entry_value(
-	    &record->delta_entry,
-	    (uint32_t) (virtual_chapter & record->sub_index->chapter_mask));
+	old_value = uds_get_delta_entry_value(&record->delta_entry);
+	result = uds_set_delta_entry_value(&record->delta_entry, value);
 	if (result != DD_SUCCESS)
 		return result;
+	zone->chapter_counts[old_value]--;
+	zone->chapter_counts[value]++;
+	note_chapter(record->sub_index, get_list_number(record->sub_index, record->name),
+	             virtual_chapter);
 	record->virtual_chapter = virtual_chapter;
 	return DD_SUCCESS;
 }
@@ -672,7 +845,7 @@ int uds_remove_volume_index_record(struct uds_volume_index_record *record)
 	/* Whatever happens, the record no longer refers to an entry: search again to use it. */
 	record->is_found = false;
 	record->is_collision = false;
-	result = uds_remove_delta_entry(&record->delta_entry);
+	result = remove_entry(&record->sub_index->zones[record->zone_number], &record->delta_entry);
 	if (result != DD_SUCCESS)
 		return dd_log_error_strerror(result, "cannot remove volume index entry");
 	return DD_SUCCESS;
@@ -754,15 +927,15 @@ static size_t encode_header(const struct saved_header *header, uint8_t *buffer)
 	dd_put_le32(buffer + 16, header->sub_index_count);
 	dd_put_le32(buffer + 20, 0);
 	for (unsigned int s = 0; s < header->sub_index_count; s++) {
-		const struct sub_index_zone *zone = &header->sub[s].zone;
+		const struct saved_window *window = &header->sub[s].window;
 
 		dd_put_le32(cursor, header->sub[s].list_count);
 		dd_put_le32(cursor + 4, header->sub[s].chapter_count);
-		dd_put_le64(cursor + 8, zone->oldest);
-		dd_put_le64(cursor + 16, zone->newest);
-		dd_put_le64(cursor + 24, zone->early_flushes);
-		dd_put_le64(cursor + 32, zone->discard_count);
-		dd_put_le64(cursor + 40, zone->overflow_count);
+		dd_put_le64(cursor + 8, window->oldest);
+		dd_put_le64(cursor + 16, window->newest);
+		dd_put_le64(cursor + 24, window->early_flushes);
+		dd_put_le64(cursor + 32, window->discard_count);
+		dd_put_le64(cursor + 40, window->overflow_count);
 		cursor += SAVE_SUB_INDEX_BYTES;
 	}
 	return (size_t) (cursor - buffer);
@@ -783,13 +956,22 @@ int uds_save_volume_index_zone(const struct uds_volume_index *index, unsigned in
 		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "volume index zone %u of %u",
 		                             zone_number, index->zone_count);
 	for (unsigned int s = 0; s < index->sub_index_count; s++) {
+		const struct sub_index_zone *zone = &index->sub_indexes[s].zones[zone_number];
+
 		header.sub[s].list_count = index->sub_indexes[s].list_count;
 		header.sub[s].chapter_count = index->sub_indexes[s].chapter_count;
-		header.sub[s].zone = index->sub_indexes[s].zones[zone_number];
+		header.sub[s].window = (struct saved_window){
+			.oldest = zone->oldest,
+			.newest = zone->newest,
+			.early_flushes = zone->early_flushes,
+			.discard_count = zone->discard_count,
+			.overflow_count = zone->overflow_count,
+		};
 	}
 	result = dd_write_to_buffered_writer(writer, buffer, encode_header(&header, buffer));
 	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++)
-		result = uds_save_delta_zone(index->sub_indexes[s].delta_index, zone_number, writer);
+		result =
+		    uds_save_delta_zone(index->sub_indexes[s].delta_index, zone_number, writer);
 	if (result != DD_SUCCESS)
 		return dd_log_warning_strerror(result, "cannot save volume index zone %u",
 		                               zone_number);
@@ -818,15 +1000,15 @@ static int decode_header_start(const uint8_t *buffer, struct saved_header *heade
 static int decode_sub_index(const struct uds_volume_sub_index *sub_index, const uint8_t *buffer,
                             unsigned int s, struct saved_header *header)
 {
-	struct sub_index_zone *zone = &header->sub[s].zone;
+	struct saved_window *window = &header->sub[s].window;
 
 	header->sub[s].list_count = dd_get_le32(buffer);
 	header->sub[s].chapter_count = dd_get_le32(buffer + 4);
-	zone->oldest = dd_get_le64(buffer + 8);
-	zone->newest = dd_get_le64(buffer + 16);
-	zone->early_flushes = dd_get_le64(buffer + 24);
-	zone->discard_count = dd_get_le64(buffer + 32);
-	zone->overflow_count = dd_get_le64(buffer + 40);
+	window->oldest = dd_get_le64(buffer + 8);
+	window->newest = dd_get_le64(buffer + 16);
+	window->early_flushes = dd_get_le64(buffer + 24);
+	window->discard_count = dd_get_le64(buffer + 32);
+	window->overflow_count = dd_get_le64(buffer + 40);
 	if ((header->sub[s].list_count != sub_index->list_count) ||
 	    (header->sub[s].chapter_count != sub_index->chapter_count))
 		return dd_log_warning_strerror(DD_CORRUPT_DATA,
@@ -835,11 +1017,11 @@ static int decode_sub_index(const struct uds_volume_sub_index *sub_index, const 
 		                               header->sub[s].list_count,
 		                               header->sub[s].chapter_count, sub_index->list_count,
 		                               sub_index->chapter_count);
-	if ((zone->oldest > zone->newest) || (zone->newest - zone->oldest >= sub_index->chapter_count))
-		return dd_log_warning_strerror(DD_CORRUPT_DATA,
-		                               "saved volume index has a bad window [%llu, %llu]",
-		                               (unsigned long long) zone->oldest,
-		                               (unsigned long long) zone->newest);
+	if ((window->oldest > window->newest) ||
+	    (window->newest - window->oldest >= sub_index->chapter_count))
+		return dd_log_warning_strerror(
+		    DD_CORRUPT_DATA, "saved volume index has a bad window [%llu, %llu]",
+		    (unsigned long long) window->oldest, (unsigned long long) window->newest);
 	return DD_SUCCESS;
 }
 
@@ -866,8 +1048,8 @@ static int read_header(const struct uds_volume_index *index, struct dd_buffered_
 	result = dd_read_from_buffered_reader(reader, buffer,
 	                                      index->sub_index_count * SAVE_SUB_INDEX_BYTES);
 	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++)
-		result = decode_sub_index(&index->sub_indexes[s],
-		                          buffer + s * SAVE_SUB_INDEX_BYTES, s, header);
+		result = decode_sub_index(&index->sub_indexes[s], buffer + s * SAVE_SUB_INDEX_BYTES,
+		                          s, header);
 	return result;
 }
 
@@ -876,10 +1058,10 @@ static void combine_windows(struct uds_volume_sub_index *sub_index, unsigned int
                             const struct saved_header *headers, unsigned int saved_count,
                             unsigned int s)
 {
-	struct sub_index_zone combined = headers[0].sub[s].zone;
+	struct saved_window combined = headers[0].sub[s].window;
 
 	for (unsigned int z = 1; z < saved_count; z++) {
-		const struct sub_index_zone *saved = &headers[z].sub[s].zone;
+		const struct saved_window *saved = &headers[z].sub[s].window;
 
 		combined.newest = max_u64(combined.newest, saved->newest);
 		combined.oldest = min_u64(combined.oldest, saved->oldest);
@@ -889,14 +1071,33 @@ static void combine_windows(struct uds_volume_sub_index *sub_index, unsigned int
 	}
 	combined.oldest = max_u64(combined.oldest, full_window_start(sub_index, combined.newest));
 	for (unsigned int z = 0; z < zone_count; z++) {
-		sub_index->zones[z] = (struct sub_index_zone) {
-			.oldest = combined.oldest,
-			.newest = combined.newest,
-		};
+		sub_index->zones[z].oldest = combined.oldest;
+		sub_index->zones[z].newest = combined.newest;
+		reset_flush_chapters(sub_index, z);
 	}
 	sub_index->zones[0].early_flushes = combined.early_flushes;
 	sub_index->zones[0].discard_count = combined.discard_count;
 	sub_index->zones[0].overflow_count = combined.overflow_count;
+}
+
+/* Count the entries of every zone by chapter (after a load). */
+static int count_chapters(struct uds_volume_sub_index *sub_index)
+{
+	int result = DD_SUCCESS;
+
+	for (uint32_t list = 0; (list < sub_index->list_count) && (result == DD_SUCCESS); list++) {
+		unsigned int z = uds_get_delta_zone_number(sub_index->delta_index, list);
+		struct uds_delta_entry entry;
+
+		result = uds_start_delta_search(sub_index->delta_index, list, 0, &entry);
+		if (result == DD_SUCCESS)
+			result = uds_next_delta_entry(&entry);
+		while ((result == DD_SUCCESS) && !entry.at_end) {
+			sub_index->zones[z].chapter_counts[uds_get_delta_entry_value(&entry)]++;
+			result = uds_next_delta_entry(&entry);
+		}
+	}
+	return result;
 }
 
 /* Empty the index: no entries, empty windows, no counts. */
@@ -906,7 +1107,21 @@ static void reset_index(struct uds_volume_index *index)
 		struct uds_volume_sub_index *sub_index = &index->sub_indexes[s];
 
 		uds_reset_delta_index(sub_index->delta_index);
-		memset(sub_index->zones, 0, index->zone_count * sizeof(*sub_index->zones));
+		memset(sub_index->flush_chapters, 0,
+		       sub_index->list_count * sizeof(*sub_index->flush_chapters));
+		memset(sub_index->chapter_counts, 0,
+		       ((size_t) index->zone_count * (sub_index->chapter_mask + 1)) *
+		           sizeof(*sub_index->chapter_counts));
+		for (unsigned int z = 0; z < index->zone_count; z++) {
+			struct sub_index_zone *zone = &sub_index->zones[z];
+
+			zone->oldest = 0;
+			zone->newest = 0;
+			zone->early_flushes = 0;
+			zone->discard_count = 0;
+			zone->overflow_count = 0;
+			zone->flush_delay = sub_index->flush_delay;
+		}
 	}
 }
 
@@ -923,10 +1138,12 @@ static int load_index(struct uds_volume_index *index, struct dd_buffered_reader 
 		                                 reader_count);
 	if (result != DD_SUCCESS)
 		return result;
-	for (unsigned int s = 0; s < index->sub_index_count; s++)
+	for (unsigned int s = 0; (s < index->sub_index_count) && (result == DD_SUCCESS); s++) {
 		combine_windows(&index->sub_indexes[s], index->zone_count, headers, reader_count,
 		                s);
-	return DD_SUCCESS;
+		result = count_chapters(&index->sub_indexes[s]);
+	}
+	return result;
 }
 
 int uds_load_volume_index(struct uds_volume_index *index, struct dd_buffered_reader **readers,
