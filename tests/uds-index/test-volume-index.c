@@ -118,17 +118,13 @@ static uint64_t lookup(const struct uds_volume_index *index, const struct dd_rec
 	return chapter;
 }
 
-/* Index @name in @chapter as the engine does when it knows whether the name is there. */
-static int index_name(struct uds_volume_index *index, const struct dd_record_name *name,
-                      uint64_t chapter, bool present)
+/* Index a new name in @chapter (with a collision entry if it meets another name's entry). */
+static int index_new_name(struct uds_volume_index *index, const struct dd_record_name *name,
+                          uint64_t chapter)
 {
 	struct uds_volume_index_record record;
 
 	search(index, name, &record);
-	if (present) {
-		assert_true(record.is_found);
-		return uds_set_volume_index_record_chapter(&record, chapter);
-	}
 	assert_false(record.is_found && record.is_collision);
 	return uds_put_volume_index_record(&record, chapter);
 }
@@ -1037,9 +1033,9 @@ static void test_load_uneven_windows(void **state)
 		         uds_get_volume_index_zone(index, &names[0]));
 	}
 	uds_set_volume_index_open_chapter(index, 20);
-	assert_success(index_name(index, &names[0], 20, false));
-	assert_success(index_name(index, &names[1], 18, false));
-	assert_success(index_name(index, &names[2], 10, false));
+	assert_success(index_new_name(index, &names[0], 20));
+	assert_success(index_new_name(index, &names[1], 18));
+	assert_success(index_new_name(index, &names[2], 10));
 	/* The zone of names[0] moves on to chapter 30; the other stays at 20. */
 	uds_set_volume_index_zone_open_chapter(index, uds_get_volume_index_zone(index, &names[0]),
 	                                       30);
@@ -1064,6 +1060,71 @@ static void test_load_uneven_windows(void **state)
 	}
 	close(saved.fd);
 	uds_free_volume_index(loaded);
+	uds_free_volume_index(index);
+}
+
+/*
+ * A zone that expired chapters early does not hide them after a load: they are still on
+ * storage, and the other zones kept them.
+ */
+static void test_load_early_flushed_zone(void **state)
+{
+	enum {
+		FILL = 40000
+	};
+	struct uds_geometry geometry;
+	struct uds_volume_index *index;
+	struct uds_volume_index *loaded;
+	struct dd_record_name kept;
+	struct dd_record_name flushed;
+	struct saved saved;
+	unsigned int filled = 0;
+
+	(void) state;
+	random_state = 16;
+	make_geometry(1, 16, 0, &geometry);
+	index = make_index(&geometry, 2);
+	uds_set_volume_index_open_chapter(index, 8);
+	do {
+		random_name(&kept);
+	} while (uds_get_volume_index_zone(index, &kept) != 0);
+	assert_success(index_new_name(index, &kept, 8));
+	do {
+		random_name(&flushed);
+	} while (uds_get_volume_index_zone(index, &flushed) != 1);
+	assert_success(index_new_name(index, &flushed, 8));
+	/* Zone 1 gets far more names than it can hold, so that opening chapter 9 flushes 8. */
+	while (filled < FILL) {
+		struct uds_volume_index_record record;
+		struct dd_record_name name;
+		int result;
+
+		random_name(&name);
+		if (uds_get_volume_index_zone(index, &name) != 1)
+			continue;
+		filled++;
+		search(index, &name, &record);
+		if (record.is_found)
+			continue;
+		result = uds_put_volume_index_record(&record, 8);
+		assert_true((result == DD_SUCCESS) || (result == DD_OVERFLOW));
+	}
+	assert_true(get_stats(index).overflow_count > 0);
+	uds_set_volume_index_open_chapter(index, 9);
+	assert_true(get_stats(index).early_flushes > 0);
+	assert_int_equal(lookup(index, &kept), 8);
+	assert_int_equal(lookup(index, &flushed), NO_CHAPTER);
+
+	save_zones(index, &geometry, 2, &saved);
+	for (unsigned int zones = 1; zones <= 2; zones++) {
+		loaded = make_index(&geometry, zones);
+		assert_success(load_zones(loaded, &saved, NULL, 2));
+		assert_int_equal(lookup(loaded, &kept), 8);
+		assert_int_equal(lookup(loaded, &flushed), 8);
+		assert_int_equal(get_stats(loaded).early_flushes, get_stats(index).early_flushes);
+		uds_free_volume_index(loaded);
+	}
+	close(saved.fd);
 	uds_free_volume_index(index);
 }
 
@@ -1240,8 +1301,8 @@ static void test_sparse_windows(void **state)
 		assert_true(uds_is_volume_index_sample(index, &hooks[i]));
 		assert_false(uds_is_volume_index_sample(index, &others[i]));
 		assert_false(uds_is_volume_index_sample(dense, &hooks[i]));
-		assert_success(index_name(index, &hooks[i], 0, false));
-		assert_success(index_name(index, &others[i], 0, false));
+		assert_success(index_new_name(index, &hooks[i], 0));
+		assert_success(index_new_name(index, &others[i], 0));
 	}
 	uds_set_volume_index_open_chapter(index, 4);
 	for (unsigned int i = 0; i < 100; i++) {
@@ -1433,6 +1494,7 @@ int main(void)
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_sparse_save_load),
 		cmocka_unit_test(test_load_uneven_windows),
+		cmocka_unit_test(test_load_early_flushed_zone),
 		cmocka_unit_test(test_load_rejects_bad_saves),
 		cmocka_unit_test(test_memory),
 	};
