@@ -41,8 +41,8 @@
  * to its key with the delta index's fast search. Either way the entries with the key searched
  * for (and expired ones just after them) are checked and expired ones removed, so a search never
  * returns an expired entry. The delay trades a little memory (expired entries wait about ten
- * chapters longer, about 1% of a full index) for a third less search time. A read-only lookup
- * removes nothing.
+ * chapters longer: about 1% of a full index is expired entries instead of 0.3%) for a quarter
+ * less search time when every name is new. A read-only lookup removes nothing.
  *
  * Early flush. Memory is sized for a full window plus SLACK_PERCENT (and one byte per list). Each
  * zone counts its entries per chapter value. When a zone opens a chapter with its lists using
