@@ -18,6 +18,7 @@
 #include "geometry.h"
 #include "logger.h"
 #include "test-harness.h"
+#include "test-random.h"
 
 enum {
 	NONCE = 0xC0FFEE,
@@ -28,26 +29,6 @@ enum {
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
-
-static uint64_t random_state;
-
-static uint64_t next_random(void)
-{
-	uint64_t z = (random_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static void random_name(struct dd_record_name *name)
-{
-	uint64_t a = next_random();
-	uint64_t b = next_random();
-
-	memcpy(name->name, &a, sizeof(a));
-	memcpy(name->name + 8, &b, sizeof(b));
-}
 
 /* Set bytes 8-13 of @name (the chapter index bits) to @bits. */
 static void set_chapter_bits(struct dd_record_name *name, uint64_t bits)

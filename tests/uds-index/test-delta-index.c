@@ -22,35 +22,7 @@
 #include "delta-index.h"
 #include "memory-alloc.h"
 #include "test-harness.h"
-
-/* ------------------------------------------------------------------------------------------ */
-/* Random numbers and names                                                                    */
-/* ------------------------------------------------------------------------------------------ */
-
-static uint64_t random_state;
-
-static uint64_t next_random(void)
-{
-	uint64_t z = (random_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static uint32_t random_below(uint64_t limit)
-{
-	return (uint32_t) (next_random() % limit);
-}
-
-static void random_name(struct dd_record_name *name)
-{
-	uint64_t a = next_random();
-	uint64_t b = next_random();
-
-	memcpy(name->name, &a, sizeof(a));
-	memcpy(name->name + 8, &b, sizeof(b));
-}
+#include "test-random.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* The reference model                                                                         */

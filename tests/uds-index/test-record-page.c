@@ -18,6 +18,7 @@
 #include "geometry.h"
 #include "record-page.h"
 #include "test-harness.h"
+#include "test-random.h"
 
 enum {
 	NONCE = 0x5eed1e55,
@@ -28,17 +29,6 @@ enum {
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
-
-static uint64_t random_state;
-
-static uint64_t next_random(void)
-{
-	uint64_t z = (random_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 static void random_bytes(uint8_t *bytes, size_t count)
 {
