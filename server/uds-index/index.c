@@ -22,17 +22,11 @@
  * first zone to fill its part closes the chapter and tells every other zone to close it too
  * (a message in their queue, so each closes between two of its requests). Closing swaps the
  * zone's open chapter with its previous one (after waiting, rarely, until the writer has
- * finished with it), hands it to the chapter writer and advances the zone's window. The writer
- * thread waits for all Z parts, collates them into record pages (arrival order, sorted within
- * each page), builds and packs the chapter index, writes the chapter with one pwrite and updates
- * the index page map.
+ * finished with it), hands it to the chapter writer (chapter-writer.c) and advances the zone's
+ * window.
  *
- * Save and load. A save waits until the index is idle, writes each volume index zone from its
- * own thread into its stream, then the open chapter and the index page map. Load reads them
- * back into any zone count. Rebuild, when there is no clean save, finds the chapters on storage
- * by their headers, drops any chapter with a page that does not verify, and replays the records
- * of the rest, oldest first, into the volume index: the reading thread reads a chapter while the
- * zone threads replay the previous one.
+ * Save and load are in index-save.c, rebuild in rebuild.c; index-internal.h holds what they
+ * share with this file.
  */
 #include "uds.h"
 
@@ -61,94 +55,7 @@
 #include "volume.h"
 #include "work-queue.h"
 
-enum {
-	DEFAULT_READER_THREADS = 4,
-	DEFAULT_CACHE_CHAPTERS = 7,
-	/* Times a request may be parked for reads before it gives up on the chapter. */
-	MAX_REQUEUES = 4,
-	NO_CHAPTER = -1,
-};
-
-struct uds_index;
-
-/* A read of one cache entry by a reader thread. */
-struct page_read {
-	struct dd_completion completion;
-	struct index_zone *zone;
-	struct uds_cached_page *page;
-	int result;
-};
-
-/* A message telling a zone to close a chapter. */
-struct close_message {
-	struct dd_completion completion;
-	struct index_zone *zone;
-	uint64_t chapter;
-};
-
-struct zone_stats {
-	uint64_t requests[UDS_REQUEST_TYPES];
-	uint64_t found[UDS_REQUEST_TYPES];
-	uint64_t found_in[UDS_LOCATIONS];
-	uint64_t reads_queued;
-	uint64_t read_errors;
-};
-
-struct index_zone {
-	struct uds_index *index;
-	unsigned int id;
-	struct uds_open_chapter_zone *open_chapter;
-	struct uds_open_chapter_zone *writing_chapter;
-	/* The open chapter's number. */
-	uint64_t newest_chapter;
-	/* The chapter held in writing_chapter, or UINT64_MAX. */
-	uint64_t writing_chapter_number;
-	struct uds_page_cache *cache;
-	/* One per cache entry. */
-	struct page_read *reads;
-	struct zone_stats stats;
-} __attribute__((aligned(64)));
-
-struct chapter_writer {
-	pthread_t thread;
-	pthread_mutex_t mutex;
-	pthread_cond_t changed;
-	bool started;
-	bool stopping;
-	/* The chapter being collected, and the zones that have handed in their part. */
-	uint64_t chapter;
-	unsigned int zones_closed;
-	struct uds_open_chapter_zone **parts;
-	/* Every chapter below this one is written (or failed). */
-	uint64_t written_below;
-	int result;
-	uint64_t chapters_written;
-	/* Writer-owned buffers. */
-	struct uds_volume_record *records;
-	uint8_t *pages;
-	uint16_t *last_lists;
-	struct uds_open_chapter_index *chapter_index;
-};
-
-struct uds_index {
-	struct uds_geometry geometry;
-	struct uds_parameters parameters;
-	int fd;
-	struct uds_index_layout layout;
-	struct uds_volume *volume;
-	struct uds_volume_index *volume_index;
-	unsigned int zone_count;
-	struct index_zone *zones;
-	struct dd_thread_set *zone_threads;
-	struct dd_thread_set *reader_threads;
-	atomic_uint next_reader;
-	struct chapter_writer writer;
-	/* Requests launched and not yet called back. */
-	atomic_uint_fast64_t requests_in_flight;
-	/* Rebuild results. */
-	bool rebuilt;
-	uint64_t chapters_dropped;
-};
+#include "index-internal.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
@@ -159,18 +66,6 @@ static struct index_zone *zone_of(struct uds_index *index, const struct dd_recor
 	return &index->zones[uds_get_volume_index_zone(index->volume_index, name)];
 }
 
-static uint64_t oldest_chapter_of(const struct uds_index *index, uint64_t newest)
-{
-	uint64_t window = index->geometry.chapters_per_volume;
-
-	return (newest + 1 >= window) ? newest + 1 - window : 0;
-}
-
-static bool is_index_page(const struct uds_index *index, uint32_t page_number)
-{
-	return page_number < index->geometry.index_pages_per_chapter;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Pages                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
@@ -178,9 +73,9 @@ static bool is_index_page(const struct uds_index *index, uint32_t page_number)
 static void process_request(struct uds_request *request);
 
 /* Check a page just read into a cache entry, and open it if it is an index page. */
-static int validate_cached_page(struct uds_index *index, struct uds_cached_page *page)
+int uds_validate_cached_page(struct uds_index *index, struct uds_cached_page *page)
 {
-	if (is_index_page(index, page->page_number))
+	if (uds_is_index_page(index, page->page_number))
 		return uds_open_chapter_index_page(&page->index_page, &index->geometry,
 		                                   index->layout.nonce, page->virtual_chapter,
 		                                   page->data);
@@ -195,7 +90,7 @@ static void finish_page_load(struct index_zone *zone, struct uds_cached_page *pa
 	struct uds_request *waiters = page->waiters;
 
 	if (result == DD_SUCCESS)
-		result = validate_cached_page(zone->index, page);
+		result = uds_validate_cached_page(zone->index, page);
 	if (result == DD_SUCCESS) {
 		page->state = UDS_PAGE_READY;
 		page->waiters = NULL;
@@ -268,7 +163,7 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
 		result = uds_read_volume_page_nowait(zone->index->volume, chapter, page_number,
 		                                     page->data);
 		if (result == DD_SUCCESS) {
-			result = validate_cached_page(zone->index, page);
+			result = uds_validate_cached_page(zone->index, page);
 			if (result != DD_SUCCESS) {
 				zone->stats.read_errors++;
 				uds_page_cache_release(zone->cache, page);
@@ -364,26 +259,6 @@ static int search_chapter(struct index_zone *zone, struct uds_request *request, 
 
 static void close_chapter_on_message(struct dd_completion *completion);
 
-/* Wait (rarely) until the writer is done with every chapter below @chapter. */
-static void wait_for_writer(struct chapter_writer *writer, uint64_t chapter)
-{
-	pthread_mutex_lock(&writer->mutex);
-	while (writer->written_below < chapter)
-		pthread_cond_wait(&writer->changed, &writer->mutex);
-	pthread_mutex_unlock(&writer->mutex);
-}
-
-/* Hand a zone's part of a chapter to the writer. */
-static void submit_to_writer(struct chapter_writer *writer, unsigned int zone_number,
-                             struct uds_open_chapter_zone *part, unsigned int zone_count)
-{
-	pthread_mutex_lock(&writer->mutex);
-	writer->parts[zone_number] = part;
-	if (++writer->zones_closed == zone_count)
-		pthread_cond_broadcast(&writer->changed);
-	pthread_mutex_unlock(&writer->mutex);
-}
-
 /* Close this zone's part of its open chapter and open the next one. */
 static void close_zone_chapter(struct index_zone *zone)
 {
@@ -392,14 +267,14 @@ static void close_zone_chapter(struct index_zone *zone)
 	uint64_t closing = zone->newest_chapter;
 
 	/* The writer must be done with our previous part before we reuse its memory. */
-	wait_for_writer(&index->writer, closing);
+	uds_wait_for_chapter_writer(&index->writer, closing);
 	zone->open_chapter = zone->writing_chapter;
 	zone->writing_chapter = part;
 	zone->writing_chapter_number = closing;
 	uds_reset_open_chapter(zone->open_chapter);
 	zone->newest_chapter = closing + 1;
 	uds_set_volume_index_zone_open_chapter(index->volume_index, zone->id, closing + 1);
-	submit_to_writer(&index->writer, zone->id, part, index->zone_count);
+	uds_submit_to_chapter_writer(&index->writer, zone->id, part, index->zone_count);
 }
 
 /* Tell the other zones to close @chapter. */
@@ -434,154 +309,6 @@ static void close_chapter_on_message(struct dd_completion *completion)
 	if (zone->newest_chapter == message->chapter)
 		close_zone_chapter(zone);
 	dd_free(message);
-}
-
-/* Build the record pages and the chapter index of the collated records. */
-static int build_chapter(struct uds_index *index, uint64_t chapter, uint32_t record_count)
-{
-	struct chapter_writer *writer = &index->writer;
-	const struct uds_geometry *g = &index->geometry;
-	uint8_t *record_pages =
-	    writer->pages + (size_t) g->index_pages_per_chapter * g->bytes_per_page;
-	uint32_t first_list = 0;
-	int result = DD_SUCCESS;
-
-	uds_empty_open_chapter_index(writer->chapter_index, chapter);
-	for (uint32_t page = 0; page < g->record_pages_per_chapter; page++) {
-		uint32_t start = page * g->records_per_page;
-		uint32_t count = 0;
-
-		if (start < record_count)
-			count = record_count - start;
-		if (count > g->records_per_page)
-			count = g->records_per_page;
-		for (uint32_t i = 0; (i < count) && (result == DD_SUCCESS); i++) {
-			result = uds_put_open_chapter_index_record(
-			    writer->chapter_index, &writer->records[start + i].name, page);
-			if (result == DD_OVERFLOW)
-				result = DD_SUCCESS;
-		}
-		if (result == DD_SUCCESS)
-			result = uds_encode_record_page(
-			    g, index->layout.nonce, chapter, page, &writer->records[start], count,
-			    record_pages + (size_t) page * g->bytes_per_page);
-		if (result != DD_SUCCESS)
-			return result;
-	}
-	for (uint32_t page = 0; page < g->index_pages_per_chapter; page++) {
-		uint32_t lists = 0;
-
-		result = uds_pack_open_chapter_index_page(
-		    writer->chapter_index, writer->pages + (size_t) page * g->bytes_per_page,
-		    first_list, page + 1 == g->index_pages_per_chapter, &lists);
-		if (result != DD_SUCCESS)
-			return result;
-		first_list += lists;
-		writer->last_lists[page] = (uint16_t) ((first_list == 0) ? 0 : first_list - 1);
-		if (lists == 0)
-			writer->last_lists[page] = (page == 0) ? 0 : writer->last_lists[page - 1];
-	}
-	return DD_SUCCESS;
-}
-
-static void *writer_thread(void *argument)
-{
-	struct uds_index *index = argument;
-	struct chapter_writer *writer = &index->writer;
-
-	pthread_mutex_lock(&writer->mutex);
-	for (;;) {
-		uint64_t chapter;
-		uint32_t count;
-		int result;
-
-		while (!writer->stopping && (writer->zones_closed < index->zone_count))
-			pthread_cond_wait(&writer->changed, &writer->mutex);
-		if (writer->zones_closed < index->zone_count)
-			break;
-		chapter = writer->chapter;
-		pthread_mutex_unlock(&writer->mutex);
-
-		count =
-		    uds_collate_open_chapters(writer->parts, index->zone_count, writer->records);
-		result = build_chapter(index, chapter, count);
-		if (result == DD_SUCCESS)
-			result = uds_write_chapter(index->volume, chapter, writer->pages,
-			                           writer->last_lists);
-		if (result != DD_SUCCESS)
-			dd_log_error_strerror(result, "cannot write chapter %llu",
-			                      (unsigned long long) chapter);
-
-		pthread_mutex_lock(&writer->mutex);
-		if ((result != DD_SUCCESS) && (writer->result == DD_SUCCESS))
-			writer->result = result;
-		writer->chapters_written += (result == DD_SUCCESS);
-		writer->zones_closed = 0;
-		writer->chapter = chapter + 1;
-		writer->written_below = chapter + 1;
-		pthread_cond_broadcast(&writer->changed);
-	}
-	pthread_mutex_unlock(&writer->mutex);
-	return NULL;
-}
-
-static int make_writer(struct uds_index *index)
-{
-	struct chapter_writer *writer = &index->writer;
-	const struct uds_geometry *g = &index->geometry;
-	int result;
-
-	pthread_mutex_init(&writer->mutex, NULL);
-	pthread_cond_init(&writer->changed, NULL);
-	result = DD_ALLOCATE(index->zone_count, struct uds_open_chapter_zone *, "writer parts",
-	                     &writer->parts);
-	if (result == DD_SUCCESS)
-		result = DD_ALLOCATE(g->records_per_chapter, struct uds_volume_record,
-		                     "writer records", &writer->records);
-	if (result == DD_SUCCESS)
-		result = dd_allocate_aligned((size_t) g->pages_per_chapter * g->bytes_per_page,
-		                             4096, "writer pages", (void **) &writer->pages);
-	if (result == DD_SUCCESS)
-		result = DD_ALLOCATE(g->index_pages_per_chapter, uint16_t, "writer page map",
-		                     &writer->last_lists);
-	if (result == DD_SUCCESS)
-		result =
-		    uds_make_open_chapter_index(g, index->layout.nonce, &writer->chapter_index);
-	return result;
-}
-
-static int start_writer(struct uds_index *index, uint64_t open_chapter)
-{
-	struct chapter_writer *writer = &index->writer;
-	int result;
-
-	writer->chapter = open_chapter;
-	writer->written_below = open_chapter;
-	result = pthread_create(&writer->thread, NULL, writer_thread, index);
-	if (result != 0)
-		return dd_log_error_strerror(result, "cannot start the chapter writer");
-	writer->started = true;
-	return DD_SUCCESS;
-}
-
-static void free_writer(struct uds_index *index)
-{
-	struct chapter_writer *writer = &index->writer;
-
-	if (writer->started) {
-		pthread_mutex_lock(&writer->mutex);
-		writer->stopping = true;
-		pthread_cond_broadcast(&writer->changed);
-		pthread_mutex_unlock(&writer->mutex);
-		pthread_join(writer->thread, NULL);
-	}
-	uds_free_open_chapter_index(writer->chapter_index);
-	dd_free(writer->last_lists);
-	dd_free(writer->pages);
-	dd_free(writer->records);
-	dd_free(writer->parts);
-	pthread_cond_destroy(&writer->changed);
-	pthread_mutex_destroy(&writer->mutex);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -760,7 +487,7 @@ static void gather_zone_stats(struct dd_completion *completion)
 	stats->read_errors += zone->stats.read_errors;
 	if (zone->id == 0) {
 		stats->open_chapter = zone->newest_chapter;
-		stats->oldest_chapter = oldest_chapter_of(gather->index, zone->newest_chapter);
+		stats->oldest_chapter = uds_oldest_chapter_of(gather->index, zone->newest_chapter);
 	}
 	dd_finish_completion(completion, DD_SUCCESS);
 }
@@ -798,430 +525,6 @@ int uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats)
 	stats->records_per_chapter = index->geometry.records_per_chapter;
 	stats->zone_count = index->zone_count;
 	return DD_SUCCESS;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Save and load                                                                               */
-/* ------------------------------------------------------------------------------------------ */
-
-/* Wait until no request, message or chapter write is pending. */
-static int quiesce(struct uds_index *index)
-{
-	uint64_t newest;
-	int result;
-
-	uds_flush_index(index);
-	result = dd_thread_set_wait_until_idle(index->zone_threads);
-	if (result != DD_SUCCESS)
-		return result;
-	newest = index->zones[0].newest_chapter;
-	wait_for_writer(&index->writer, newest);
-	pthread_mutex_lock(&index->writer.mutex);
-	result = index->writer.result;
-	pthread_mutex_unlock(&index->writer.mutex);
-	return result;
-}
-
-struct zone_save {
-	struct uds_index *index;
-	struct dd_buffered_writer **writers;
-};
-
-static void save_zone_on_thread(struct dd_completion *completion)
-{
-	struct zone_save *save = completion->parent;
-	unsigned int zone = dd_current_thread_id();
-
-	dd_finish_completion(completion, uds_save_volume_index_zone(save->index->volume_index, zone,
-	                                                            save->writers[zone]));
-}
-
-static int save_index_page_map(struct uds_index *index, struct dd_buffered_writer *writer)
-{
-	const struct uds_volume *volume = index->volume;
-	const struct uds_geometry *g = &index->geometry;
-	int result = DD_SUCCESS;
-
-	for (uint32_t slot = 0; (slot < g->chapters_per_volume) && (result == DD_SUCCESS); slot++) {
-		uint8_t chapter[8];
-
-		dd_put_le64(chapter, volume->map_chapters[slot]);
-		result = dd_write_to_buffered_writer(writer, chapter, sizeof(chapter));
-		for (uint32_t page = 0;
-		     (page < g->index_pages_per_chapter) && (result == DD_SUCCESS); page++) {
-			uint8_t last[2];
-
-			dd_put_le16(
-			    last,
-			    volume->map_last_lists[(size_t) slot * g->index_pages_per_chapter +
-			                           page]);
-			result = dd_write_to_buffered_writer(writer, last, sizeof(last));
-		}
-	}
-	return result;
-}
-
-static int load_index_page_map(struct uds_index *index, struct dd_buffered_reader *reader)
-{
-	const struct uds_geometry *g = &index->geometry;
-	struct uds_volume *volume = index->volume;
-	uint16_t *lists = NULL;
-	int result = DD_ALLOCATE(g->index_pages_per_chapter, uint16_t, "page map", &lists);
-
-	for (uint32_t slot = 0; (slot < g->chapters_per_volume) && (result == DD_SUCCESS); slot++) {
-		uint8_t chapter[8];
-
-		result = dd_read_from_buffered_reader(reader, chapter, sizeof(chapter));
-		for (uint32_t page = 0;
-		     (page < g->index_pages_per_chapter) && (result == DD_SUCCESS); page++) {
-			uint8_t last[2];
-
-			result = dd_read_from_buffered_reader(reader, last, sizeof(last));
-			lists[page] = dd_get_le16(last);
-		}
-		if ((result == DD_SUCCESS) && (dd_get_le64(chapter) != UINT64_MAX)) {
-			if (uds_chapter_slot(g, dd_get_le64(chapter)) != slot)
-				result = dd_log_error_strerror(
-				    DD_CORRUPT_DATA, "index page map slot %u is wrong", slot);
-			else
-				uds_set_index_page_map(volume, dd_get_le64(chapter), lists);
-		}
-	}
-	dd_free(lists);
-	return result;
-}
-
-static void free_writers(struct dd_buffered_writer **writers, unsigned int count)
-{
-	for (unsigned int i = 0; i < count; i++)
-		dd_free_buffered_writer(writers[i]);
-}
-
-int uds_save_index(struct uds_index *index)
-{
-	struct dd_buffered_writer *writers[UDS_SAVE_MAX_STREAMS] = { NULL };
-	struct uds_open_chapter_zone *parts[UDS_MAX_ZONES];
-	struct zone_save zone_save = { index, writers };
-	struct uds_save_info save;
-	uint64_t newest;
-	int result = quiesce(index);
-
-	if (result != DD_SUCCESS)
-		return dd_log_error_strerror(result, "cannot save index: it has failed");
-	newest = index->zones[0].newest_chapter;
-	result = uds_begin_save(&index->layout, &index->geometry, index->zone_count, newest,
-	                        oldest_chapter_of(index, newest), &save);
-	for (unsigned int i = 0; (i < save.stream_count) && (result == DD_SUCCESS); i++)
-		result = dd_make_buffered_writer(
-		    index->fd, (off_t) save.streams[i].offset, save.streams[i].size,
-		    uds_save_stream_nonce(&index->layout, &save, i), &writers[i]);
-	for (unsigned int z = 0; (z < index->zone_count) && (result == DD_SUCCESS); z++)
-		result = dd_perform_synchronous_action(index->zone_threads, z, save_zone_on_thread,
-		                                       &zone_save);
-	for (unsigned int z = 0; z < index->zone_count; z++)
-		parts[z] = index->zones[z].open_chapter;
-	if (result == DD_SUCCESS)
-		result =
-		    uds_save_open_chapter(parts, index->zone_count, writers[index->zone_count]);
-	if (result == DD_SUCCESS)
-		result = save_index_page_map(index, writers[index->zone_count + 1]);
-	for (unsigned int i = 0; (i < save.stream_count) && (result == DD_SUCCESS); i++)
-		result = dd_finish_buffered_writer(writers[i], false);
-	if (result == DD_SUCCESS)
-		result = uds_commit_save(&index->layout, &save);
-	free_writers(writers, UDS_SAVE_MAX_STREAMS);
-	if (result != DD_SUCCESS)
-		return dd_log_error_strerror(result, "index save failed");
-	dd_log_info("index saved (sequence %llu, open chapter %llu)",
-	            (unsigned long long) save.sequence, (unsigned long long) newest);
-	return DD_SUCCESS;
-}
-
-static unsigned int route_by_volume_index(const void *context, const struct dd_record_name *name)
-{
-	return uds_get_volume_index_zone(context, name);
-}
-
-static void free_readers(struct dd_buffered_reader **readers, unsigned int count)
-{
-	for (unsigned int i = 0; i < count; i++)
-		dd_free_buffered_reader(readers[i]);
-}
-
-/* Load a save into the (empty, not yet running) index. */
-static int load_save(struct uds_index *index, const struct uds_save_info *save)
-{
-	struct dd_buffered_reader *readers[UDS_SAVE_MAX_STREAMS] = { NULL };
-	struct uds_open_chapter_zone *parts[UDS_MAX_ZONES];
-	int result = DD_SUCCESS;
-
-	for (unsigned int i = 0; (i < save->stream_count) && (result == DD_SUCCESS); i++)
-		result = dd_make_buffered_reader(
-		    index->fd, (off_t) save->streams[i].offset, save->streams[i].size,
-		    uds_save_stream_nonce(&index->layout, save, i), &readers[i]);
-	if (result == DD_SUCCESS)
-		result = uds_load_volume_index(index->volume_index, readers, save->zone_count);
-	for (unsigned int z = 0; z < index->zone_count; z++)
-		parts[z] = index->zones[z].open_chapter;
-	if (result == DD_SUCCESS)
-		result = uds_load_open_chapter(parts, index->zone_count, route_by_volume_index,
-		                               index->volume_index, readers[save->zone_count]);
-	if (result == DD_SUCCESS)
-		result = load_index_page_map(index, readers[save->zone_count + 1]);
-	free_readers(readers, UDS_SAVE_MAX_STREAMS);
-	return result;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Rebuild                                                                                     */
-/* ------------------------------------------------------------------------------------------ */
-
-/* A chapter read for replay, shared by the zones that replay it. */
-struct replay_chapter {
-	struct dd_completion completions[UDS_MAX_ZONES];
-	struct uds_index *index;
-	uint64_t chapter;
-	uint32_t record_count;
-	struct uds_volume_record *records;
-	atomic_uint zones_left;
-	pthread_mutex_t *mutex;
-	pthread_cond_t *done;
-};
-
-/*
- * The chapter a name's volume index entry points at might hold another name with the same
- * address. Look in that chapter (blocking reads are fine while rebuilding).
- */
-static bool chapter_has_name(struct index_zone *zone, uint64_t chapter,
-                             const struct dd_record_name *name)
-{
-	struct uds_index *index = zone->index;
-	const struct uds_geometry *g = &index->geometry;
-	uint32_t list = uds_chapter_index_list(g, name);
-	struct uds_cached_page *pages[2];
-	uint32_t page_numbers[2];
-	uint32_t record_page;
-
-	if (uds_find_index_page(index->volume, chapter, list, &page_numbers[0]) != DD_SUCCESS)
-		return false;
-	for (int i = 0; i < 2; i++) {
-		pages[i] = uds_page_cache_find(zone->cache, chapter, page_numbers[i]);
-		if (pages[i] == NULL) {
-			pages[i] = uds_page_cache_claim(zone->cache, chapter, page_numbers[i]);
-			if ((pages[i] == NULL) ||
-			    (uds_read_volume_page(index->volume, chapter, page_numbers[i],
-			                          pages[i]->data) != DD_SUCCESS) ||
-			    (validate_cached_page(index, pages[i]) != DD_SUCCESS)) {
-				if (pages[i] != NULL)
-					uds_page_cache_release(zone->cache, pages[i]);
-				return false;
-			}
-			pages[i]->state = UDS_PAGE_READY;
-		}
-		if (i == 1)
-			break;
-		if ((uds_search_chapter_index_page(&pages[0]->index_page, g, name, &record_page) !=
-		     DD_SUCCESS) ||
-		    (record_page == UDS_NO_RECORD_PAGE))
-			return false;
-		page_numbers[1] = g->index_pages_per_chapter + record_page;
-	}
-	return uds_search_record_page(g, pages[1]->data, name, NULL);
-}
-
-/* Replay one record of a chapter into the zone's part of the volume index. */
-static int replay_record(struct index_zone *zone, const struct dd_record_name *name,
-                         uint64_t chapter)
-{
-	struct uds_volume_index_record record;
-	bool same_name;
-	int result;
-
-	result = uds_get_volume_index_record(zone->index->volume_index, name, &record);
-	if (result != DD_SUCCESS)
-		return result;
-	if (!record.is_found)
-		return uds_put_volume_index_record(&record, chapter);
-	if (record.virtual_chapter == chapter)
-		return DD_SUCCESS;
-	same_name = record.is_collision || chapter_has_name(zone, record.virtual_chapter, name);
-	if (same_name)
-		return uds_set_volume_index_record_chapter(&record, chapter);
-	/* The page reads may have moved nothing: the zone is ours alone. Search again. */
-	result = uds_get_volume_index_record(zone->index->volume_index, name, &record);
-	if (result != DD_SUCCESS)
-		return result;
-	return uds_put_volume_index_record(&record, chapter);
-}
-
-static void replay_chapter_on_zone(struct dd_completion *completion)
-{
-	struct replay_chapter *replay = completion->parent;
-	struct index_zone *zone = &replay->index->zones[dd_current_thread_id()];
-
-	for (uint32_t i = 0; i < replay->record_count; i++) {
-		const struct dd_record_name *name = &replay->records[i].name;
-		int result;
-
-		if (uds_get_volume_index_zone(replay->index->volume_index, name) != zone->id)
-			continue;
-		result = replay_record(zone, name, replay->chapter);
-		if ((result != DD_SUCCESS) && (result != DD_OVERFLOW)) {
-			dd_log_error_strerror(result, "replay of chapter %llu failed",
-			                      (unsigned long long) replay->chapter);
-			break;
-		}
-	}
-	if (atomic_fetch_sub(&replay->zones_left, 1) == 1) {
-		pthread_mutex_lock(replay->mutex);
-		pthread_cond_broadcast(replay->done);
-		pthread_mutex_unlock(replay->mutex);
-	}
-}
-
-/* Read the chapter in a slot; DD_SUCCESS only if every page verifies. */
-static int read_chapter_for_replay(struct uds_index *index, uint64_t chapter, uint8_t *pages,
-                                   struct replay_chapter *replay, uint16_t *last_lists)
-{
-	const struct uds_geometry *g = &index->geometry;
-	int result = uds_read_chapter(index->volume, uds_chapter_slot(g, chapter), pages);
-
-	replay->record_count = 0;
-	for (uint32_t page = 0; (page < g->pages_per_chapter) && (result == DD_SUCCESS); page++) {
-		uint8_t *data = pages + (size_t) page * g->bytes_per_page;
-
-		if (page < g->index_pages_per_chapter) {
-			struct uds_delta_page delta_page;
-
-			result = uds_open_chapter_index_page(&delta_page, g, index->layout.nonce,
-			                                     chapter, data);
-			if (result != DD_SUCCESS)
-				break;
-			if (delta_page.highest_list_number + 1 != delta_page.lowest_list_number)
-				last_lists[page] = (uint16_t) delta_page.highest_list_number;
-			else
-				last_lists[page] = (page == 0) ? 0 : last_lists[page - 1];
-			continue;
-		}
-		result = uds_validate_record_page(g, index->layout.nonce, chapter,
-		                                  page - g->index_pages_per_chapter, data);
-		if (result == DD_SUCCESS)
-			replay->record_count += uds_get_record_page_records(
-			    g, data, &replay->records[replay->record_count]);
-	}
-	return result;
-}
-
-/* Find the newest chapter on storage: the highest chapter number of a valid first index page. */
-static bool find_newest_chapter(struct uds_index *index, uint8_t *buffer, uint64_t *newest_ptr)
-{
-	const struct uds_geometry *g = &index->geometry;
-	bool any = false;
-
-	for (uint32_t slot = 0; slot < g->chapters_per_volume; slot++) {
-		struct uds_delta_page page;
-
-		if ((uds_read_volume_page(index->volume, slot, 0, buffer) != DD_SUCCESS) ||
-		    (uds_open_delta_page(&page, index->layout.nonce, g->chapter_mean_delta,
-		                         g->chapter_payload_bits, buffer,
-		                         g->bytes_per_page) != DD_SUCCESS) ||
-		    (uds_chapter_slot(g, page.virtual_chapter_number) != slot))
-			continue;
-		if (!any || (page.virtual_chapter_number > *newest_ptr))
-			*newest_ptr = page.virtual_chapter_number;
-		any = true;
-	}
-	return any;
-}
-
-static void launch_replay(struct uds_index *index, struct replay_chapter *replay)
-{
-	atomic_store(&replay->zones_left, index->zone_count);
-	for (unsigned int z = 0; z < index->zone_count; z++) {
-		dd_initialize_completion(&replay->completions[z], index->zone_threads);
-		dd_prepare_completion(&replay->completions[z], replay_chapter_on_zone, NULL, z,
-		                      replay);
-		dd_launch_completion(&replay->completions[z]);
-	}
-}
-
-static void wait_for_replay(struct replay_chapter *replay)
-{
-	pthread_mutex_lock(replay->mutex);
-	while (atomic_load(&replay->zones_left) > 0)
-		pthread_cond_wait(replay->done, replay->mutex);
-	pthread_mutex_unlock(replay->mutex);
-}
-
-/*
- * Rebuild the volume index from the chapters on storage. Two chapter buffers alternate: the
- * zones replay one while this thread reads and verifies the next.
- */
-static int rebuild_index(struct uds_index *index, uint64_t *open_chapter_ptr)
-{
-	const struct uds_geometry *g = &index->geometry;
-	size_t chapter_bytes = (size_t) g->pages_per_chapter * g->bytes_per_page;
-	pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-	pthread_cond_t done = PTHREAD_COND_INITIALIZER;
-	struct replay_chapter replays[2] = { 0 };
-	uint8_t *pages[2] = { NULL, NULL };
-	uint16_t *last_lists = NULL;
-	uint64_t newest = 0;
-	uint64_t first;
-	dd_ktime_t start = dd_monotonic_ns();
-	int result = DD_SUCCESS;
-
-	for (int i = 0; (i < 2) && (result == DD_SUCCESS); i++) {
-		result = dd_allocate_aligned(chapter_bytes, 4096, "rebuild chapter",
-		                             (void **) &pages[i]);
-		if (result == DD_SUCCESS)
-			result = DD_ALLOCATE(g->records_per_chapter, struct uds_volume_record,
-			                     "rebuild records", &replays[i].records);
-		replays[i].index = index;
-		replays[i].mutex = &mutex;
-		replays[i].done = &done;
-	}
-	if (result == DD_SUCCESS)
-		result =
-		    DD_ALLOCATE(g->index_pages_per_chapter, uint16_t, "rebuild map", &last_lists);
-	if ((result == DD_SUCCESS) && find_newest_chapter(index, pages[0], &newest)) {
-		first = (newest + 2 >= g->chapters_per_volume) ? newest + 2 - g->chapters_per_volume
-		                                               : 0;
-		uds_set_volume_index_open_chapter(index->volume_index, newest + 1);
-		for (unsigned int z = 0; z < index->zone_count; z++)
-			index->zones[z].newest_chapter = newest + 1;
-		for (uint64_t chapter = first; chapter <= newest; chapter++) {
-			struct replay_chapter *replay = &replays[chapter % 2];
-
-			wait_for_replay(replay);
-			if (read_chapter_for_replay(index, chapter, pages[chapter % 2], replay,
-			                            last_lists) != DD_SUCCESS) {
-				index->chapters_dropped++;
-				dd_log_warning(
-				    "rebuild: chapter %llu is missing or damaged; dropped",
-				    (unsigned long long) chapter);
-				continue;
-			}
-			uds_set_index_page_map(index->volume, chapter, last_lists);
-			replay->chapter = chapter;
-			launch_replay(index, replay);
-		}
-		*open_chapter_ptr = newest + 1;
-	} else {
-		*open_chapter_ptr = 0;
-	}
-	for (int i = 0; i < 2; i++)
-		wait_for_replay(&replays[i]);
-	for (int i = 0; i < 2; i++) {
-		dd_free(pages[i]);
-		dd_free(replays[i].records);
-	}
-	dd_free(last_lists);
-	index->rebuilt = true;
-	dd_log_info("rebuilt the index through chapter %llu in %.1f s (%llu chapters dropped)",
-	            (unsigned long long) newest, (double) (dd_monotonic_ns() - start) / 1e9,
-	            (unsigned long long) index->chapters_dropped);
-	return result;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1328,7 +631,7 @@ static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 	int result = uds_find_latest_save(&index->layout, &index->geometry, &save);
 
 	if (result == DD_SUCCESS) {
-		result = load_save(index, &save);
+		result = uds_load_index_save(index, &save);
 		if (result == DD_SUCCESS) {
 			open_chapter = save.open_chapter;
 			dd_log_info("loaded index save %llu (open chapter %llu)",
@@ -1347,7 +650,7 @@ static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 		result = uds_make_volume_index(&index->geometry, index->zone_count,
 		                               &index->volume_index);
 		if (result == DD_SUCCESS)
-			result = rebuild_index(index, &open_chapter);
+			result = uds_rebuild_index(index, &open_chapter);
 		if (result != DD_SUCCESS)
 			return result;
 	}
@@ -1358,7 +661,7 @@ static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 	result = uds_invalidate_saves(&index->layout);
 	if (result != DD_SUCCESS)
 		return result;
-	return start_writer(index, open_chapter);
+	return uds_start_chapter_writer(index, open_chapter);
 }
 
 int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *parameters,
@@ -1409,13 +712,13 @@ int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *paramet
 	if (result == DD_SUCCESS)
 		result = make_zones(index);
 	if (result == DD_SUCCESS)
-		result = make_writer(index);
+		result = uds_make_chapter_writer(index);
 	if (result == DD_SUCCESS)
 		result = start_threads(index);
 	if (result == DD_SUCCESS) {
 		if (create) {
 			uds_set_volume_index_open_chapter(index->volume_index, 0);
-			result = start_writer(index, 0);
+			result = uds_start_chapter_writer(index, 0);
 		} else {
 			result = load_or_rebuild(index, mode);
 		}
@@ -1436,7 +739,7 @@ void uds_free_index(struct uds_index *index)
 		uds_flush_index(index);
 	dd_free_thread_set(index->zone_threads);
 	dd_free_thread_set(index->reader_threads);
-	free_writer(index);
+	uds_free_chapter_writer(index);
 	if (index->zones != NULL) {
 		for (unsigned int z = 0; z < index->zone_count; z++) {
 			struct index_zone *zone = &index->zones[z];
