@@ -15,8 +15,9 @@
  *
  * Phases (all by default, or a comma-separated --phases list): create, fill, query-open,
  * query-recent, query-old-cached, query-old-cold, query-new, post-old, query-old, update-old,
- * delete-old, depth (1, 8, 64, 2000), save, load, rebuild (a child process loads the index,
- * posts, and is killed with SIGKILL; the rebuild that follows is timed and checked).
+ * delete-old, depth (1, 8, 64, 2000, each with latency percentiles), save, load, rebuild (a
+ * child process loads the index, posts, and is killed with SIGKILL; the rebuild that follows is
+ * timed and checked). The locality phase (see locality()) replaces them all when named.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +46,20 @@ struct bench_request {
 	struct uds_request request;
 	struct bench_request *next;
 	dd_ktime_t start;
+	/* Part of a rewrite of old data (locality phase). */
+	bool rewrite;
+};
+
+/* Latencies in a log-linear histogram: 16 buckets per power of two of nanoseconds. */
+enum {
+	LATENCY_SUB_BUCKETS = 16,
+	LATENCY_BUCKETS = 64 * LATENCY_SUB_BUCKETS,
+};
+
+struct latency_histogram {
+	uint64_t counts[LATENCY_BUCKETS];
+	uint64_t total;
+	uint64_t max_ns;
 };
 
 struct bench {
@@ -68,6 +83,16 @@ struct bench {
 	unsigned int in_flight;
 	uint64_t found;
 	uint64_t random_state;
+	/* Locality phase: the shape of the stream, and what the rewrites found. */
+	uint64_t segment;
+	unsigned int rewrite_percent;
+	uint64_t rewrite_window;
+	bool marking_rewrites;
+	uint64_t rewrites;
+	uint64_t rewrites_found;
+	/* Latency of each request, when tracked. */
+	bool track_latency;
+	struct latency_histogram latency;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -117,6 +142,50 @@ static double cpu_seconds(void)
 	       (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
 }
 
+static unsigned int latency_bucket(uint64_t ns)
+{
+	unsigned int power;
+
+	if (ns < LATENCY_SUB_BUCKETS)
+		return (unsigned int) ns;
+	power = 63 - (unsigned int) __builtin_clzll(ns);
+	return (power - 3) * LATENCY_SUB_BUCKETS +
+	       (unsigned int) ((ns >> (power - 4)) & (LATENCY_SUB_BUCKETS - 1));
+}
+
+/* The smallest latency of a bucket, in ns. */
+static uint64_t latency_bucket_floor(unsigned int bucket)
+{
+	unsigned int power = bucket / LATENCY_SUB_BUCKETS + 3;
+
+	if (bucket < LATENCY_SUB_BUCKETS)
+		return bucket;
+	return (1ULL << power) | ((uint64_t) (bucket % LATENCY_SUB_BUCKETS) << (power - 4));
+}
+
+static void record_latency(struct latency_histogram *histogram, uint64_t ns)
+{
+	unsigned int bucket = latency_bucket(ns);
+
+	histogram->counts[(bucket < LATENCY_BUCKETS) ? bucket : LATENCY_BUCKETS - 1]++;
+	histogram->total++;
+	if (ns > histogram->max_ns)
+		histogram->max_ns = ns;
+}
+
+static double latency_percentile_us(const struct latency_histogram *histogram, double percentile)
+{
+	uint64_t wanted = (uint64_t) (histogram->total * percentile / 100.0);
+	uint64_t seen = 0;
+
+	for (unsigned int bucket = 0; bucket < LATENCY_BUCKETS; bucket++) {
+		seen += histogram->counts[bucket];
+		if (seen > wanted)
+			return latency_bucket_floor(bucket) / 1000.0;
+	}
+	return histogram->max_ns / 1000.0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Submitting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
@@ -152,6 +221,12 @@ static void reap(struct bench *bench, bool wait)
 				exit(1);
 			}
 			bench->found += br->request.found;
+			if (br->rewrite) {
+				bench->rewrites++;
+				bench->rewrites_found += br->request.found;
+			}
+			if (bench->track_latency)
+				record_latency(&bench->latency, dd_monotonic_ns() - br->start);
 			br->next = bench->free_list;
 			bench->free_list = br;
 			bench->in_flight--;
@@ -181,6 +256,8 @@ static void submit(struct bench *bench, enum uds_request_type type, uint64_t num
 	br->request.callback = request_done;
 	br->request.index = bench->index;
 	br->request.context = bench;
+	br->rewrite = bench->marking_rewrites;
+	br->start = dd_monotonic_ns();
 	if (uds_launch_request(&br->request) != DD_SUCCESS)
 		exit(1);
 }
@@ -226,13 +303,12 @@ static void end_phase(struct bench *bench, struct phase *phase, uint64_t count)
 	fflush(stdout);
 }
 
-static bool wants(const struct bench *bench, const char *name)
+/* Whether the --phases list names a phase. */
+static bool wants_explicitly(const struct bench *bench, const char *name)
 {
 	const char *p = bench->phases;
 	size_t length = strlen(name);
 
-	if (strcmp(p, "all") == 0)
-		return true;
 	while ((p = strstr(p, name)) != NULL) {
 		if (((p == bench->phases) || (p[-1] == ',')) &&
 		    ((p[length] == ',') || (p[length] == '\0')))
@@ -240,6 +316,11 @@ static bool wants(const struct bench *bench, const char *name)
 		p += length;
 	}
 	return false;
+}
+
+static bool wants(const struct bench *bench, const char *name)
+{
+	return (strcmp(bench->phases, "all") == 0) || wants_explicitly(bench, name);
 }
 
 /* Run @count requests of @type on numbers chosen by @pick. */
@@ -304,12 +385,15 @@ static void print_stats(struct bench *bench)
 	       " early_flushes=%" PRIu64 " overflows=%" PRIu64 " rebalances=%" PRIu64
 	       " cache_hits=%" PRIu64 " cache_misses=%" PRIu64 " reads_queued=%" PRIu64
 	       " read_errors=%" PRIu64 " chapters_written=%" PRIu64 " open_chapter=%" PRIu64
-	       " volume_index_mb=%.1f memory_mb=%.1f chapters_dropped=%" PRIu64 "\n",
+	       " volume_index_mb=%.1f memory_mb=%.1f chapters_dropped=%" PRIu64
+	       " sparse_cache_hits=%" PRIu64 " sparse_cache_misses=%" PRIu64
+	       " sparse_chapters_loaded=%" PRIu64 "\n",
 	       stats.entries_indexed, stats.collisions, stats.entries_discarded,
 	       stats.early_flushes, stats.overflows, stats.rebalances, stats.cache_hits,
 	       stats.cache_misses, stats.reads_queued, stats.read_errors, stats.chapters_written,
 	       stats.open_chapter, stats.volume_index_memory / 1048576.0,
-	       stats.memory_used / 1048576.0, stats.chapters_dropped);
+	       stats.memory_used / 1048576.0, stats.chapters_dropped, stats.sparse_cache_hits,
+	       stats.sparse_cache_misses, stats.sparse_chapters_loaded);
 	fflush(stdout);
 }
 
@@ -326,6 +410,8 @@ static void depth_sweep(struct bench *bench)
 		struct phase phase;
 
 		snprintf(name, sizeof(name), "post-depth-%u", depths[d]);
+		memset(&bench->latency, 0, sizeof(bench->latency));
+		bench->track_latency = true;
 		begin_phase(bench, &phase, name);
 		bench->recent_low = next;
 		for (uint64_t i = 0; i < count; i++)
@@ -333,6 +419,14 @@ static void depth_sweep(struct bench *bench)
 		drain(bench);
 		bench->recent_high = next;
 		end_phase(bench, &phase, count);
+		bench->track_latency = false;
+		printf("latency phase=%s p50_us=%.2f p90_us=%.2f p99_us=%.2f p999_us=%.2f "
+		       "max_us=%.2f\n",
+		       name, latency_percentile_us(&bench->latency, 50),
+		       latency_percentile_us(&bench->latency, 90),
+		       latency_percentile_us(&bench->latency, 99),
+		       latency_percentile_us(&bench->latency, 99.9),
+		       bench->latency.max_ns / 1000.0);
 	}
 }
 
@@ -376,6 +470,51 @@ static void rebuild(struct bench *bench)
 	print_stats(bench);
 }
 
+/*
+ * A stream with temporal locality, as storage sees when data is rewritten: --records names in
+ * segments of --segment consecutive names; each segment is new data, or, for --rewrite-percent
+ * of them, a rewrite of a segment of new data written within the last --rewrite-window new
+ * names. All are POSTs. What matters is the fraction of rewritten names found: run it on a dense
+ * and on a sparse index to compare them.
+ */
+static void locality(struct bench *bench)
+{
+	uint64_t window_segments = bench->rewrite_window / bench->segment;
+	uint64_t new_names = 0;
+	uint64_t posted = 0;
+	struct phase phase;
+
+	bench->rewrites = 0;
+	bench->rewrites_found = 0;
+	begin_phase(bench, &phase, "locality");
+	while (posted < bench->fill_count) {
+		uint64_t segments = new_names / bench->segment;
+		bool rewrite =
+		    (segments > 0) && (next_random(bench) % 100 < bench->rewrite_percent);
+		uint64_t first = new_names;
+
+		if (rewrite) {
+			uint64_t span = (segments < window_segments) ? segments : window_segments;
+
+			first = (segments - 1 - next_random(bench) % span) * bench->segment;
+		} else {
+			new_names += bench->segment;
+		}
+		bench->marking_rewrites = rewrite;
+		for (uint64_t i = 0; i < bench->segment; i++)
+			submit(bench, UDS_POST, first + i, bench->depth);
+		posted += bench->segment;
+	}
+	drain(bench);
+	bench->marking_rewrites = false;
+	end_phase(bench, &phase, posted);
+	printf("locality segment=%" PRIu64 " rewrite_percent=%u rewrite_window=%" PRIu64
+	       " rewrites=%" PRIu64 " rewrite_found=%.4f\n",
+	       bench->segment, bench->rewrite_percent, bench->rewrite_window, bench->rewrites,
+	       bench->rewrites ? (double) bench->rewrites_found / bench->rewrites : 0);
+	fflush(stdout);
+}
+
 static void run(struct bench *bench)
 {
 	uint64_t n = bench->fill_count;
@@ -394,6 +533,12 @@ static void run(struct bench *bench)
 	       bench->parameters.bytes_per_page ?: 4096, chapter, bench->records_per_volume, size,
 	       (double) size / bench->records_per_volume, dd_allocator_name());
 	open_index(bench, UDS_CREATE, "create");
+	if (wants_explicitly(bench, "locality")) {
+		locality(bench);
+		print_stats(bench);
+		uds_free_index(bench->index);
+		return;
+	}
 	fill(bench);
 	print_stats(bench);
 	/* Leave a margin of two chapters at the old end: they may expire during the phase. */
@@ -436,10 +581,13 @@ static void run(struct bench *bench)
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: uds-index-bench --path=FILE [--memory=MB] [--sparse] [--zones=N]\n"
-	        "       [--records=N] [--samples=N] [--depth=N] [--seed=N] [--page-size=BYTES]\n"
-	        "       [--phases=all|name,...] [--chapters=N --record-pages=N]\n");
+	fprintf(
+	    stderr,
+	    "usage: uds-index-bench --path=FILE [--memory=MB] [--sparse] [--zones=N]\n"
+	    "       [--records=N] [--samples=N] [--depth=N] [--seed=N] [--page-size=BYTES]\n"
+	    "       [--phases=all|name,...] [--chapters=N --record-pages=N [--sparse-chapters=N]]\n"
+	    "       [--segment=N] [--rewrite-percent=P] [--rewrite-window=N]\n"
+	    "The locality phase runs only when named: --phases=create,locality.\n");
 	exit(2);
 }
 
@@ -458,6 +606,10 @@ int main(int argc, char **argv)
 		{ "phases", required_argument, NULL, 'f' },
 		{ "chapters", required_argument, NULL, 'c' },
 		{ "record-pages", required_argument, NULL, 'r' },
+		{ "sparse-chapters", required_argument, NULL, 'C' },
+		{ "segment", required_argument, NULL, 'g' },
+		{ "rewrite-percent", required_argument, NULL, 'w' },
+		{ "rewrite-window", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench bench = {
@@ -468,6 +620,9 @@ int main(int argc, char **argv)
 		.depth = 2000,
 		.phases = "all",
 		.random_state = 42,
+		.segment = 4096,
+		.rewrite_percent = 30,
+		.rewrite_window = 40000000,
 	};
 	struct uds_index *probe;
 	int option;
@@ -511,12 +666,26 @@ int main(int argc, char **argv)
 			bench.parameters.record_pages_per_chapter =
 			    (uint32_t) strtoul(optarg, NULL, 0);
 			break;
+		case 'C':
+			bench.parameters.sparse_chapters_per_volume =
+			    (uint32_t) strtoul(optarg, NULL, 0);
+			break;
+		case 'g':
+			bench.segment = strtoull(optarg, NULL, 0);
+			break;
+		case 'w':
+			bench.rewrite_percent = (unsigned int) strtoul(optarg, NULL, 0);
+			break;
+		case 'W':
+			bench.rewrite_window = strtoull(optarg, NULL, 0);
+			break;
 		default:
 			usage();
 		}
 	}
 	if ((bench.parameters.path == NULL) || (bench.depth == 0) || (bench.fill_count == 0) ||
-	    (bench.sample_count == 0))
+	    (bench.sample_count == 0) || (bench.segment == 0) || (bench.rewrite_percent > 100) ||
+	    (bench.rewrite_window < bench.segment))
 		usage();
 	if (bench.depth > 2000)
 		bench.depth = 2000;

@@ -99,6 +99,7 @@ struct dd_thread_set {
 	unsigned int count;
 	enum dd_thread_set_mode mode;
 	int64_t spin_ns;
+	void (*prefetch)(struct dd_completion *completion, unsigned int stage);
 	/* Manual mode: someone is inside dd_thread_set_run_until_idle(). */
 	atomic_bool manual_running;
 };
@@ -269,6 +270,43 @@ static struct dd_funnel_queue_entry *next_entry(struct zone_thread *zone)
 	return entry;
 }
 
+/*
+ * The loop of a zone thread with a prefetch hook: keep up to DD_LOOKAHEAD completions taken
+ * from the queue in a ring, in order, and run the oldest; each is shown to the hook when taken
+ * and again when it is next to run.
+ */
+static void run_with_lookahead(struct zone_thread *zone)
+{
+	void (*prefetch)(struct dd_completion *, unsigned int) = zone->set->prefetch;
+	struct dd_funnel_queue_entry *ring[DD_LOOKAHEAD];
+	unsigned int head = 0;
+	unsigned int count = 0;
+
+	for (;;) {
+		struct dd_funnel_queue_entry *entry;
+
+		while ((count < DD_LOOKAHEAD) &&
+		       ((entry = dd_funnel_queue_poll(&zone->queue)) != NULL)) {
+			ring[(head + count) % DD_LOOKAHEAD] = entry;
+			count++;
+			prefetch(completion_of(entry), 0);
+		}
+		if (count == 0) {
+			entry = next_entry(zone);
+			if (entry == NULL)
+				return;
+			ring[head] = entry;
+			count = 1;
+		}
+		entry = ring[head];
+		head = (head + 1) % DD_LOOKAHEAD;
+		count--;
+		if (count > 0)
+			prefetch(completion_of(ring[head]), 1);
+		run_entry(zone, entry);
+	}
+}
+
 static void *zone_thread_main(void *argument)
 {
 	struct zone_thread *zone = argument;
@@ -278,8 +316,11 @@ static void *zone_thread_main(void *argument)
 	dd_log_set_thread_name(zone->name);
 	/* The kernel's name helps top and gdb; failing to set it is harmless. */
 	pthread_setname_np(pthread_self(), zone->name);
-	while ((entry = next_entry(zone)) != NULL)
-		run_entry(zone, entry);
+	if (zone->set->prefetch != NULL)
+		run_with_lookahead(zone);
+	else
+		while ((entry = next_entry(zone)) != NULL)
+			run_entry(zone, entry);
 	current_zone = NULL;
 	return NULL;
 }
@@ -349,6 +390,7 @@ static int allocate_thread_set(const struct dd_thread_set_config *config,
 	set->count = config->thread_count;
 	set->mode = config->mode;
 	set->spin_ns = config->spin_ns;
+	set->prefetch = config->prefetch;
 	atomic_init(&set->manual_running, false);
 	for (dd_thread_id_t id = 0; id < set->count; id++)
 		initialize_zone(set, id, config);

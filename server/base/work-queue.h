@@ -53,6 +53,11 @@ enum dd_thread_set_mode {
 	DD_THREAD_SET_MANUAL,
 };
 
+enum {
+	/* Completions a zone thread with a prefetch hook takes from its queue ahead of time. */
+	DD_LOOKAHEAD = 8,
+};
+
 struct dd_thread_set_config {
 	/* Prefix of the thread names: zone i is called "<name><i>" unless thread_names is set. */
 	const char *name;
@@ -64,6 +69,14 @@ struct dd_thread_set_config {
 	 * zone threads outnumber CPUs). */
 	int64_t spin_ns;
 	enum dd_thread_set_mode mode;
+	/*
+	 * Optional, real mode only: the zone thread takes up to DD_LOOKAHEAD completions from its
+	 * queue ahead of running them and calls this on each, with stage 0 when it is taken and
+	 * stage 1 just before the completion ahead of it runs, so that what the completion will
+	 * touch (e.g. a random place in a large table) can be prefetched while other work runs.
+	 * It runs on the zone thread and must only read. NULL: completions are taken one by one.
+	 */
+	void (*prefetch)(struct dd_completion *completion, unsigned int stage);
 };
 
 /* Counters of one zone thread, all since the thread set was made. */
@@ -87,8 +100,9 @@ static inline struct dd_thread_set_config dd_default_thread_set_config(const cha
                                                                        unsigned int thread_count)
 {
 	/* Every field, in order, so that C++ (the benchmarks) can use this too. */
-	struct dd_thread_set_config config = { name, NULL, thread_count, DD_DEFAULT_SPIN_NS,
-		                               DD_THREAD_SET_REAL };
+	struct dd_thread_set_config config = {
+		name, NULL, thread_count, DD_DEFAULT_SPIN_NS, DD_THREAD_SET_REAL, NULL
+	};
 
 	return config;
 }

@@ -20,6 +20,7 @@
 #include "index-layout.h"
 #include "open-chapter.h"
 #include "page-cache.h"
+#include "sparse-cache.h"
 #include "uds.h"
 #include "volume-index.h"
 #include "volume.h"
@@ -50,6 +51,21 @@ struct close_message {
 	uint64_t chapter;
 };
 
+/* A load of one sparse cache entry by a reader thread. */
+struct sparse_load {
+	struct dd_completion completion;
+	struct index_zone *zone;
+	struct uds_sparse_chapter *chapter;
+	int result;
+};
+
+/* A message asking a zone to cache a sparse chapter's index. */
+struct sparse_message {
+	struct dd_completion completion;
+	struct index_zone *zone;
+	uint64_t chapter;
+};
+
 struct zone_stats {
 	uint64_t requests[UDS_REQUEST_TYPES];
 	uint64_t found[UDS_REQUEST_TYPES];
@@ -70,6 +86,11 @@ struct index_zone {
 	struct uds_page_cache *cache;
 	/* One per cache entry. */
 	struct page_read *reads;
+	/* Sparse indexes only: the cached sparse chapter indexes, one load per entry, and the
+	 * requests waiting for loads in progress before they search the cache. */
+	struct uds_sparse_cache *sparse_cache;
+	struct sparse_load *sparse_loads;
+	struct uds_request *sparse_waiters;
 	struct zone_stats stats;
 } __attribute__((aligned(64)));
 

@@ -21,6 +21,11 @@ static int quiesce(struct uds_index *index)
 	result = dd_thread_set_wait_until_idle(index->zone_threads);
 	if (result != DD_SUCCESS)
 		return result;
+	/* Queued messages may have started sparse chapter loads. */
+	uds_flush_index(index);
+	result = dd_thread_set_wait_until_idle(index->zone_threads);
+	if (result != DD_SUCCESS)
+		return result;
 	newest = index->zones[0].newest_chapter;
 	uds_wait_for_chapter_writer(&index->writer, newest);
 	pthread_mutex_lock(&index->writer.mutex);

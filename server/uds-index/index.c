@@ -85,6 +85,34 @@ int uds_validate_cached_page(struct uds_index *index, struct uds_cached_page *pa
 }
 
 /* Finish loading a cache entry: keep it if it verified, and restart its waiters. */
+/* Waiters are pushed on a stack; restart them in arrival order, so one name's stay in order. */
+static struct uds_request *in_arrival_order(struct uds_request *stack)
+{
+	struct uds_request *list = NULL;
+
+	while (stack != NULL) {
+		struct uds_request *request = stack;
+
+		stack = request->next_waiter;
+		request->next_waiter = list;
+		list = request;
+	}
+	return list;
+}
+
+static void restart_waiters(struct uds_request *waiters, bool read_failed)
+{
+	waiters = in_arrival_order(waiters);
+	while (waiters != NULL) {
+		struct uds_request *request = waiters;
+
+		waiters = request->next_waiter;
+		request->next_waiter = NULL;
+		request->read_failed = read_failed;
+		process_request(request);
+	}
+}
+
 static void finish_page_load(struct index_zone *zone, struct uds_cached_page *page, int result)
 {
 	struct uds_request *waiters = page->waiters;
@@ -101,14 +129,7 @@ static void finish_page_load(struct index_zone *zone, struct uds_cached_page *pa
 		               dd_strerror(result));
 		uds_page_cache_release(zone->cache, page);
 	}
-	while (waiters != NULL) {
-		struct uds_request *request = waiters;
-
-		waiters = request->next_waiter;
-		request->next_waiter = NULL;
-		request->read_failed = (result != DD_SUCCESS);
-		process_request(request);
-	}
+	restart_waiters(waiters, result != DD_SUCCESS);
 }
 
 /* Zone thread: a reader finished. */
@@ -131,12 +152,17 @@ static void read_page_on_reader(struct dd_completion *completion)
 	dd_launch_completion_callback(completion, page_read_done, zone->id);
 }
 
+static unsigned int next_reader(struct uds_index *index)
+{
+	return atomic_fetch_add(&index->next_reader, 1) %
+	       dd_thread_set_count(index->reader_threads);
+}
+
 static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page)
 {
 	struct uds_index *index = zone->index;
 	struct page_read *read = &zone->reads[page - zone->cache->pages];
-	unsigned int reader =
-	    atomic_fetch_add(&index->next_reader, 1) % dd_thread_set_count(index->reader_threads);
+	unsigned int reader = next_reader(index);
 
 	zone->stats.reads_queued++;
 	read->zone = zone;
@@ -254,6 +280,147 @@ static int search_chapter(struct index_zone *zone, struct uds_request *request, 
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Sparse chapters                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Zone thread: a sparse chapter index has been loaded (or not); restart the waiting requests. */
+static void sparse_load_done(struct dd_completion *completion)
+{
+	struct sparse_load *load = completion->parent;
+	struct index_zone *zone = load->zone;
+	struct uds_request *waiters = zone->sparse_waiters;
+
+	if (load->result != DD_SUCCESS) {
+		zone->stats.read_errors++;
+		dd_log_warning("cannot cache the index of sparse chapter %llu: %s",
+		               (unsigned long long) load->chapter->virtual_chapter,
+		               dd_strerror(load->result));
+	}
+	uds_sparse_cache_loaded(zone->sparse_cache, load->chapter, load->result);
+	zone->sparse_waiters = NULL;
+	restart_waiters(waiters, false);
+	atomic_fetch_sub_explicit(&zone->index->requests_in_flight, 1, memory_order_release);
+}
+
+/* Reader thread: read and open the chapter's index pages, then hand the entry back. */
+static void load_sparse_on_reader(struct dd_completion *completion)
+{
+	struct sparse_load *load = completion->parent;
+	struct index_zone *zone = load->zone;
+
+	load->result =
+	    uds_load_sparse_chapter(zone->index->volume, zone->index->layout.nonce, load->chapter);
+	completion->thread_set = zone->index->zone_threads;
+	dd_launch_completion_callback(completion, sparse_load_done, zone->id);
+}
+
+/* Start caching a sparse chapter's index in this zone, unless it is cached or loading. */
+static void cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
+{
+	struct uds_index *index = zone->index;
+	uint64_t oldest = uds_oldest_chapter_of(index, zone->newest_chapter);
+	struct uds_sparse_chapter *entry;
+	struct sparse_load *load;
+
+	if ((chapter < oldest) ||
+	    !uds_is_chapter_sparse(&index->geometry, oldest, zone->newest_chapter, chapter) ||
+	    (uds_sparse_cache_find(zone->sparse_cache, chapter) != NULL))
+		return;
+	entry = uds_sparse_cache_claim(zone->sparse_cache, chapter, oldest);
+	if (entry == NULL)
+		return;
+	load = &zone->sparse_loads[entry - zone->sparse_cache->chapters];
+	load->zone = zone;
+	load->chapter = entry;
+	/* A load in flight counts as work in flight, so flushes and saves wait for it. */
+	atomic_fetch_add_explicit(&index->requests_in_flight, 1, memory_order_relaxed);
+	dd_initialize_completion(&load->completion, index->reader_threads);
+	dd_prepare_completion(&load->completion, load_sparse_on_reader, NULL, next_reader(index),
+	                      load);
+	dd_launch_completion(&load->completion);
+}
+
+static void sparse_chapter_on_message(struct dd_completion *completion)
+{
+	struct sparse_message *message = completion->parent;
+
+	cache_sparse_chapter(message->zone, message->chapter);
+	dd_free(message);
+}
+
+/*
+ * A hook was found in a sparse chapter: cache that chapter's index in every zone, so that the
+ * other names written with the hook are found too. Other zones get a message in their queue.
+ */
+static void note_sparse_hook(struct index_zone *zone, uint64_t chapter)
+{
+	struct uds_index *index = zone->index;
+	uint64_t oldest = uds_oldest_chapter_of(index, zone->newest_chapter);
+
+	if ((chapter < oldest) ||
+	    !uds_is_chapter_sparse(&index->geometry, oldest, zone->newest_chapter, chapter) ||
+	    (uds_sparse_cache_find(zone->sparse_cache, chapter) != NULL))
+		return;
+	cache_sparse_chapter(zone, chapter);
+	for (unsigned int z = 0; z < index->zone_count; z++) {
+		struct sparse_message *message;
+
+		if ((z == zone->id) ||
+		    (dd_allocate(sizeof(*message), "sparse message", &message) != DD_SUCCESS))
+			continue;
+		message->zone = &index->zones[z];
+		message->chapter = chapter;
+		dd_initialize_completion(&message->completion, index->zone_threads);
+		dd_prepare_completion(&message->completion, sparse_chapter_on_message, NULL, z,
+		                      message);
+		dd_launch_completion(&message->completion);
+	}
+}
+
+/*
+ * Look for a name the volume index does not know in the cached sparse chapters. The request
+ * first waits for the chapter indexes whose loads started before it got here (brought in by
+ * hooks ahead of it in the zone's queue). DD_QUEUED: the request is parked.
+ */
+static int search_sparse_cache(struct index_zone *zone, struct uds_request *request, bool *found,
+                               struct uds_record_data *data, uint64_t *chapter_ptr)
+{
+	struct uds_index *index = zone->index;
+	const struct uds_geometry *g = &index->geometry;
+	struct uds_cached_page *page;
+	uint32_t record_page;
+	int result;
+
+	*found = false;
+	if (request->sparse_ticket == 0)
+		request->sparse_ticket = uds_sparse_cache_ticket(zone->sparse_cache);
+	if (uds_sparse_cache_loading_before(zone->sparse_cache, request->sparse_ticket)) {
+		request->next_waiter = zone->sparse_waiters;
+		zone->sparse_waiters = request;
+		return DD_QUEUED;
+	}
+	if (request->read_failed ||
+	    !uds_search_sparse_cache(zone->sparse_cache, index->volume, &request->record_name,
+	                             uds_oldest_chapter_of(index, zone->newest_chapter),
+	                             chapter_ptr, &record_page))
+		return DD_SUCCESS;
+	result =
+	    get_page(zone, request, *chapter_ptr, g->index_pages_per_chapter + record_page, &page);
+	if (result == DD_QUEUED)
+		return result;
+	if (result == DD_SUCCESS)
+		*found = uds_search_record_page(g, page->data, &request->record_name, data);
+	return DD_SUCCESS;
+}
+
+/* Whether a request should look in the sparse cache after the volume index found nothing. */
+static bool wants_sparse_search(struct index_zone *zone, const struct uds_request *request)
+{
+	return (zone->sparse_cache != NULL) && (request->type != UDS_DELETE) &&
+	       !uds_is_volume_index_sample(zone->index->volume_index, &request->record_name);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Closing chapters                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -362,10 +529,20 @@ static int dispatch_request(struct index_zone *zone, struct uds_request *request
 	if (result != DD_SUCCESS)
 		return result;
 	if (record.is_found) {
+		if ((zone->sparse_cache != NULL) &&
+		    uds_is_volume_index_sample(index->volume_index, &request->record_name))
+			note_sparse_hook(zone, record.virtual_chapter);
 		result = search_chapter(zone, request, record.virtual_chapter, &found, &found_data,
 		                        &location);
 		if (result != DD_SUCCESS)
 			return result;
+	} else if (wants_sparse_search(zone, request)) {
+		uint64_t chapter;
+
+		result = search_sparse_cache(zone, request, &found, &found_data, &chapter);
+		if (result != DD_SUCCESS)
+			return result;
+		location = UDS_LOCATION_IN_SPARSE;
 	}
 	request->found = found;
 	request->location = found ? location : UDS_LOCATION_UNAVAILABLE;
@@ -395,7 +572,7 @@ static int dispatch_request(struct index_zone *zone, struct uds_request *request
 	if (found && (record.virtual_chapter == zone->newest_chapter)) {
 		if (request->type != UDS_UPDATE)
 			return DD_SUCCESS;
-	} else if (found || (record.is_found && record.is_collision)) {
+	} else if (record.is_found && (found || record.is_collision)) {
 		result = uds_set_volume_index_record_chapter(&record, zone->newest_chapter);
 	} else {
 		result = uds_put_volume_index_record(&record, zone->newest_chapter);
@@ -441,6 +618,7 @@ int uds_launch_request(struct uds_request *request)
 	request->next_waiter = NULL;
 	request->requeue_count = 0;
 	request->read_failed = false;
+	request->sparse_ticket = 0;
 	atomic_fetch_add_explicit(&index->requests_in_flight, 1, memory_order_relaxed);
 	dd_initialize_completion(&request->completion, index->zone_threads);
 	dd_prepare_completion(&request->completion, process_request_callback, NULL, zone->id,
@@ -485,6 +663,11 @@ static void gather_zone_stats(struct dd_completion *completion)
 	stats->cache_misses += zone->cache->stats.misses;
 	stats->reads_queued += zone->stats.reads_queued;
 	stats->read_errors += zone->stats.read_errors;
+	if (zone->sparse_cache != NULL) {
+		stats->sparse_cache_hits += zone->sparse_cache->stats.hits;
+		stats->sparse_cache_misses += zone->sparse_cache->stats.misses;
+		stats->sparse_chapters_loaded += zone->sparse_cache->stats.loads;
+	}
 	if (zone->id == 0) {
 		stats->open_chapter = zone->newest_chapter;
 		stats->oldest_chapter = uds_oldest_chapter_of(gather->index, zone->newest_chapter);
@@ -605,6 +788,11 @@ static int make_zones(struct uds_index *index)
 		if (result == DD_SUCCESS)
 			result = DD_ALLOCATE(zone->cache->capacity, struct page_read, "page reads",
 			                     &zone->reads);
+		if ((result == DD_SUCCESS) && uds_is_sparse_geometry(g))
+			result = uds_make_sparse_cache(g, cache_chapters, &zone->sparse_cache);
+		if (zone->sparse_cache != NULL)
+			result = DD_ALLOCATE(zone->sparse_cache->capacity, struct sparse_load,
+			                     "sparse loads", &zone->sparse_loads);
 	}
 	return result;
 }
@@ -735,8 +923,12 @@ void uds_free_index(struct uds_index *index)
 {
 	if (index == NULL)
 		return;
-	if (index->zone_threads != NULL)
+	if (index->zone_threads != NULL) {
+		/* Messages still queued may start sparse chapter loads: wait for those too. */
 		uds_flush_index(index);
+		if (dd_thread_set_wait_until_idle(index->zone_threads) == DD_SUCCESS)
+			uds_flush_index(index);
+	}
 	dd_free_thread_set(index->zone_threads);
 	dd_free_thread_set(index->reader_threads);
 	uds_free_chapter_writer(index);
@@ -748,6 +940,8 @@ void uds_free_index(struct uds_index *index)
 			uds_free_open_chapter(zone->writing_chapter);
 			uds_free_page_cache(zone->cache);
 			dd_free(zone->reads);
+			uds_free_sparse_cache(zone->sparse_cache);
+			dd_free(zone->sparse_loads);
 		}
 		dd_free(index->zones);
 	}

@@ -80,6 +80,8 @@ struct uds_request {
 	unsigned int zone_number;
 	uint8_t requeue_count;
 	bool read_failed;
+	/* Sparse: the loads this request must see are those with a lower ticket (0: not set). */
+	uint64_t sparse_ticket;
 };
 
 enum uds_open_mode {
@@ -134,6 +136,11 @@ struct uds_index_stats {
 	uint64_t cache_misses;
 	uint64_t reads_queued;
 	uint64_t read_errors;
+	/* Sparse cache: names found in a cached chapter index, searches that found none, chapter
+	 * indexes loaded. */
+	uint64_t sparse_cache_hits;
+	uint64_t sparse_cache_misses;
+	uint64_t sparse_chapters_loaded;
 	/* Chapters. */
 	uint64_t chapters_written;
 	uint64_t open_chapter;

@@ -52,3 +52,38 @@ def test_sparse_and_zones_run(build_dir, tmp_path):
                              "--phases=create,fill,query-recent,query-new,save,load")
     assert found(phases, "query-recent") == 1.0
     assert found(phases, "query-new") < 0.001
+
+
+def locality_found(build_dir, tmp_path, *geometry):
+    program = build_dir / "bench" / "uds-index-bench"
+    path = tmp_path / "locality.bin"
+    if path.exists():
+        path.unlink()
+    result = subprocess.run(
+        [str(program), f"--path={path}", "--record-pages=16", "--records=400000",
+         "--phases=create,locality", "--segment=1024", "--rewrite-window=100000", *geometry],
+        capture_output=True, text=True, timeout=600, check=True)
+    line = next(l for l in result.stdout.splitlines() if l.startswith("locality "))
+    fields = dict(field.split("=", 1) for field in line.split()[1:])
+    assert int(fields["rewrites"]) > 50000
+    return float(fields["rewrite_found"]), result.stdout
+
+
+def test_latency_percentiles_are_reported(build_dir, tmp_path):
+    text, phases = run_bench(build_dir, tmp_path, "--phases=create,fill,depth")
+    lines = [l for l in text.splitlines() if l.startswith("latency phase=post-depth-1 ")]
+    assert lines
+    fields = dict(field.split("=", 1) for field in lines[0].split()[1:])
+    assert 0 < float(fields["p50_us"]) <= float(fields["p99_us"]) <= float(fields["max_us"])
+
+
+def test_sparse_finds_rewrites_like_dense(build_dir, tmp_path):
+    """A stream that rewrites recent data: the sparse index, whose dense part is half the dense
+    index's window and whose sparse chapters hold only hooks in memory, must find at least 97%
+    of what the dense index finds, ten times the window for the same memory."""
+    dense, _ = locality_found(build_dir, tmp_path, "--chapters=64")
+    sparse, text = locality_found(build_dir, tmp_path, "--chapters=640", "--sparse-chapters=608")
+    assert dense > 0.95
+    assert sparse >= 0.97 * dense
+    stats = [l for l in text.splitlines() if l.startswith("stats")][-1]
+    assert int(re.search(r"sparse_chapters_loaded=(\d+)", stats).group(1)) > 0

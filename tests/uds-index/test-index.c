@@ -350,6 +350,116 @@ static void test_multi_zone_fill(void **state)
 	uds_free_index(index);
 }
 
+static bool is_hook(uint64_t number)
+{
+	struct dd_record_name name;
+
+	make_name(number, &name);
+	return ((name.name[14] << 8 | name.name[15]) % 32) == 0;
+}
+
+/*
+ * Sparse: hooks of sparse chapters stay in the volume index; the other names of a sparse chapter
+ * are found once one of its hooks has brought its chapter index into the sparse cache.
+ */
+static void test_sparse(void **state)
+{
+	enum {
+		SPARSE_CHAPTERS = 40,
+		DENSE_CHAPTERS = 10,
+	};
+	struct uds_parameters p = parameters(1);
+	uint64_t first_hook = UINT64_MAX;
+	struct uds_index_stats stats;
+	struct uds_index *index;
+	struct uds_request r;
+	uint64_t chapter_1 = RECORDS_PER_CHAPTER;
+	uint64_t chapter_3 = 3 * RECORDS_PER_CHAPTER;
+
+	(void) state;
+	p.chapters_per_volume = SPARSE_CHAPTERS;
+	p.sparse_chapters_per_volume = SPARSE_CHAPTERS - DENSE_CHAPTERS;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	/* Chapters 0..14 written, 15 open: chapters 0..5 are sparse. */
+	post_range(index, 0, 15 * RECORDS_PER_CHAPTER);
+
+	/* A non-hook of sparse chapter 3 is unknown until a hook of chapter 3 shows up. */
+	for (uint64_t n = chapter_3; is_hook(n); n++)
+		assert_true(n < chapter_3 + RECORDS_PER_CHAPTER);
+	r = run(index, UDS_QUERY_NO_UPDATE, is_hook(chapter_3) ? chapter_3 + 1 : chapter_3, 0);
+	if (!is_hook(chapter_3))
+		assert_false(r.found);
+
+	/* Read chapter 1 back in order: from its first hook on, every name is found. */
+	for (uint64_t n = chapter_1; n < chapter_1 + RECORDS_PER_CHAPTER; n++) {
+		r = run(index, UDS_QUERY_NO_UPDATE, n, 0);
+		if (is_hook(n) && (first_hook == UINT64_MAX))
+			first_hook = n;
+		if (first_hook == UINT64_MAX)
+			continue;
+		if (!r.found)
+			fail_msg("name %llu of sparse chapter 1 not found", (unsigned long long) n);
+		assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
+		assert_int_equal(data_of(&r), n + 1000000);
+	}
+	assert_true(first_hook != UINT64_MAX);
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_true(stats.sparse_chapters_loaded >= 1);
+	assert_true(stats.sparse_cache_hits > 0);
+
+	/* Every hook of every sparse chapter is found through the volume index. */
+	for (uint64_t n = 0; n < 6 * RECORDS_PER_CHAPTER; n++) {
+		if (!is_hook(n))
+			continue;
+		r = run(index, UDS_QUERY_NO_UPDATE, n, 0);
+		assert_true(r.found);
+		assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
+	}
+	/* Every name of the dense chapters is found. */
+	check_found(index, 6 * RECORDS_PER_CHAPTER, 9 * RECORDS_PER_CHAPTER);
+
+	/* A POST of a sparse non-hook copies it into the open chapter. */
+	r = run(index, UDS_POST, chapter_1 + RECORDS_PER_CHAPTER - 1, 7);
+	if (!is_hook(chapter_1 + RECORDS_PER_CHAPTER - 1)) {
+		assert_true(r.found);
+		assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
+	}
+	r = run(index, UDS_QUERY_NO_UPDATE, chapter_1 + RECORDS_PER_CHAPTER - 1, 0);
+	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
+	assert_int_equal(data_of(&r), chapter_1 + RECORDS_PER_CHAPTER - 1 + 1000000);
+
+	/* Once chapter 0 leaves the window, its hooks are gone too. */
+	post_range(index, 100000, SPARSE_CHAPTERS * RECORDS_PER_CHAPTER);
+	for (uint64_t n = 0; n < RECORDS_PER_CHAPTER; n++) {
+		if (is_hook(n))
+			assert_false(run(index, UDS_QUERY_NO_UPDATE, n, 0).found);
+	}
+	assert_success(uds_save_index(index));
+	uds_free_index(index);
+}
+
+/* Sparse with two zones: a hook seen by one zone brings its chapter into both zones' caches. */
+static void test_sparse_zones(void **state)
+{
+	struct uds_parameters p = parameters(2);
+	struct uds_index_stats stats;
+	struct uds_index *index;
+
+	(void) state;
+	p.chapters_per_volume = 40;
+	p.sparse_chapters_per_volume = 30;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	post_range(index, 0, 15 * RECORDS_PER_CHAPTER);
+	/* Names 600..900 are in chapter 1 whichever zone they went to; it is sparse now. */
+	for (uint64_t n = 600; n < 900; n++)
+		(void) run(index, UDS_QUERY_NO_UPDATE, n, 0);
+	uds_flush_index(index);
+	check_found(index, 600, 300);
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_true(stats.sparse_chapters_loaded >= 2);
+	uds_free_index(index);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +471,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_rebuild_damaged_chapter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_zone_fill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_zones, setup, teardown),
 	};
 
 	if (argc > 1)
