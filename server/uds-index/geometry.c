@@ -35,16 +35,31 @@ static bool is_valid_page_size(uint32_t bytes_per_page)
 }
 
 /*
- * Reserve the chapter index pages of a chapter: the expected size, plus one page for the
- * partial list each page boundary wastes and the spread of the delta sizes, plus 2%.
+ * Reserve the chapter index pages of a chapter. uds_get_delta_page_count() counts the delta codes
+ * and payloads of the records and lets every page lose a whole list at its end, where a page
+ * loses half a list on average: over a chapter of many pages that slack is worth about one page,
+ * far more than the spread of a chapter of hashed names (a few thousand bits). It does not know
+ * the collision entries, so they are added as the records their bits would make: a list of n
+ * records in A addresses has about n * (n + 1) / (2 * A) records whose address is taken, each
+ * of which costs a full name more. One page more covers chapters of few pages, where the
+ * rounding of the estimate leaves no slack.
  */
 static uint32_t compute_index_pages(const struct uds_geometry *geometry)
 {
+	uint64_t records = geometry->records_per_chapter;
+	uint64_t records_per_list = records / geometry->chapter_delta_lists;
+	uint64_t addresses = 1ULL << geometry->chapter_address_bits;
+	uint64_t collisions =
+	    (records * (records_per_list + 1) + 2 * addresses - 1) / (2 * addresses);
+	uint64_t entry_bits = geometry->chapter_payload_bits +
+	                      uds_get_delta_min_bits(geometry->chapter_mean_delta) + 2;
+	uint64_t extra =
+	    (collisions * (UDS_RECORD_NAME_BYTES * 8 + entry_bits) + entry_bits - 1) / entry_bits;
 	uint32_t pages = uds_get_delta_page_count(
-	    geometry->records_per_chapter, geometry->chapter_delta_lists,
+	    (uint32_t) (records + extra), geometry->chapter_delta_lists,
 	    geometry->chapter_mean_delta, geometry->chapter_payload_bits, geometry->bytes_per_page);
 
-	return pages + 1 + pages / 50;
+	return pages + 1;
 }
 
 int uds_make_custom_geometry(uint32_t bytes_per_page, uint32_t record_pages_per_chapter,
@@ -82,7 +97,8 @@ int uds_make_custom_geometry(uint32_t bytes_per_page, uint32_t record_pages_per_
 
 	g.chapter_delta_lists =
 	    round_down_to_power_of_two(g.records_per_chapter / UDS_CHAPTER_RECORDS_PER_LIST ?: 1);
-	g.chapter_mean_delta = UDS_CHAPTER_MEAN_DELTA;
+	g.chapter_mean_delta =
+	    (sparse_chapters > 0) ? UDS_SPARSE_CHAPTER_MEAN_DELTA : UDS_CHAPTER_MEAN_DELTA;
 	g.chapter_payload_bits = bits_for(record_pages_per_chapter - 1);
 	/* Rounded down: the key range then matches the mean delta (a power of two here). */
 	records_per_list = g.records_per_chapter / g.chapter_delta_lists;

@@ -44,9 +44,15 @@
  *  16  records          count x (name 16 bytes, data 16 bytes), in collated order
  * uds_compute_open_chapter_save_bytes() gives the payload bytes of the largest such stream; a
  * caller sizes the stream's region with dd_buffered_stream_size() of it. Loading checks the
- * header, refuses a count larger than the capacity of all the zones it loads into, and routes
- * each record to its zone; a zone that would overflow, a name that appears twice in one zone or
- * a bad zone number from the router fails the load, which then leaves every zone empty.
+ * header and routes each record to its zone. A save may be loaded into a different zone count,
+ * whose zones split the chapter differently: a zone may then be offered more records than it
+ * holds (a one-zone chapter more than half full, loaded into two zones, overflows one of them
+ * about half the time). The open chapter is only a hint of what was recently seen, so such
+ * records are dropped (counted and logged) and the load goes on; the kept ones are the earliest
+ * of their zone in chapter order. A count of more than twice the capacity of all the zones
+ * (which no save of this geometry writes: capacity * zone_count >= records_per_chapter / 2 for
+ * any zone count), a name that appears twice in one zone or a bad zone number from the router
+ * means a damaged or foreign stream and fails the load, which then leaves every zone empty.
  */
 #include "open-chapter.h"
 
@@ -269,18 +275,6 @@ bool uds_remove_from_open_chapter(struct uds_open_chapter_zone *zone,
 /* Collation                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-/* A walk over the live records of several zones in chapter order. */
-struct collator {
-	struct uds_open_chapter_zone *const *zones;
-	unsigned int zone_count;
-	/* The zone to take the next record from. */
-	unsigned int next_zone;
-	/* Live records not yet taken. */
-	uint64_t remaining;
-	/* Per zone, the record number to look at next. */
-	uint32_t cursors[UDS_MAX_ZONES];
-};
-
 /* The live records of all the zones. */
 static uint64_t count_live_records(struct uds_open_chapter_zone *const *zones,
                                    unsigned int zone_count)
@@ -293,10 +287,10 @@ static uint64_t count_live_records(struct uds_open_chapter_zone *const *zones,
 }
 
 /* Start a walk; zone_count is at most UDS_MAX_ZONES. */
-static void start_collation(struct collator *collator, struct uds_open_chapter_zone *const *zones,
-                            unsigned int zone_count)
+static void start_collation(struct uds_open_chapter_collator *collator,
+                            struct uds_open_chapter_zone *const *zones, unsigned int zone_count)
 {
-	*collator = (struct collator){
+	*collator = (struct uds_open_chapter_collator){
 		.zones = zones,
 		.zone_count = zone_count,
 		.remaining = count_live_records(zones, zone_count),
@@ -304,7 +298,7 @@ static void start_collation(struct collator *collator, struct uds_open_chapter_z
 }
 
 /* The next live record in chapter order, or NULL at the end. */
-static const struct uds_volume_record *next_collated(struct collator *collator)
+static const struct uds_volume_record *next_collated(struct uds_open_chapter_collator *collator)
 {
 	/* Stop after a full turn finds nothing, should the live counts ever be wrong. */
 	for (unsigned int idle = 0; (collator->remaining > 0) && (idle < collator->zone_count);
@@ -326,19 +320,33 @@ static const struct uds_volume_record *next_collated(struct collator *collator)
 	return NULL;
 }
 
+void uds_start_open_chapter_collation(struct uds_open_chapter_collator *collator,
+                                      struct uds_open_chapter_zone *const *zones,
+                                      unsigned int zone_count)
+{
+	if (DD_ASSERT(zone_count <= UDS_MAX_ZONES, "%u zones", zone_count) != DD_SUCCESS)
+		zone_count = 0;
+	start_collation(collator, zones, zone_count);
+}
+
+uint32_t uds_collate_open_chapter_records(struct uds_open_chapter_collator *collator,
+                                          struct uds_volume_record *records, uint32_t max_count)
+{
+	const struct uds_volume_record *record;
+	uint32_t count = 0;
+
+	while ((count < max_count) && ((record = next_collated(collator)) != NULL))
+		records[count++] = *record;
+	return count;
+}
+
 uint32_t uds_collate_open_chapters(struct uds_open_chapter_zone *const *zones,
                                    unsigned int zone_count, struct uds_volume_record *records)
 {
-	const struct uds_volume_record *record;
-	struct collator collator;
-	uint32_t count = 0;
+	struct uds_open_chapter_collator collator;
 
-	if (DD_ASSERT(zone_count <= UDS_MAX_ZONES, "%u zones", zone_count) != DD_SUCCESS)
-		return 0;
-	start_collation(&collator, zones, zone_count);
-	while ((record = next_collated(&collator)) != NULL)
-		records[count++] = *record;
-	return count;
+	uds_start_open_chapter_collation(&collator, zones, zone_count);
+	return uds_collate_open_chapter_records(&collator, records, UINT32_MAX);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -375,7 +383,8 @@ static int write_header(struct dd_buffered_writer *writer, uint64_t count)
 }
 
 /* Write the live records of the collation in batches. */
-static int write_records(struct collator *collator, struct dd_buffered_writer *writer)
+static int write_records(struct uds_open_chapter_collator *collator,
+                         struct dd_buffered_writer *writer)
 {
 	uint8_t buffer[IO_BATCH_RECORDS * UDS_RECORD_BYTES];
 	const struct uds_volume_record *record;
@@ -397,7 +406,7 @@ static int write_records(struct collator *collator, struct dd_buffered_writer *w
 int uds_save_open_chapter(struct uds_open_chapter_zone *const *zones, unsigned int zone_count,
                           struct dd_buffered_writer *writer)
 {
-	struct collator collator;
+	struct uds_open_chapter_collator collator;
 	int result;
 
 	if ((zone_count == 0) || (zone_count > UDS_MAX_ZONES))
@@ -430,18 +439,22 @@ static int read_header(struct dd_buffered_reader *reader, uint64_t capacity, uin
 		return dd_log_error_strerror(DD_UNSUPPORTED_VERSION, "open chapter save version %u",
 		                             version);
 	count = dd_get_le64(header + SAVE_MAGIC_BYTES + 4);
-	if (count > capacity)
+	if (count > 2 * capacity)
 		return dd_log_error_strerror(
-		    DD_OVERFLOW, "%llu saved open chapter records exceed the %llu the zones hold",
+		    DD_OVERFLOW,
+		    "%llu saved open chapter records are far more than the %llu the zones hold",
 		    (unsigned long long) count, (unsigned long long) capacity);
 	*count_ptr = count;
 	return DD_SUCCESS;
 }
 
-/* Route one loaded record to its zone and add it there. */
+/*
+ * Route one loaded record to its zone and add it there; a record its zone has no room for is
+ * dropped and counted in *@dropped_ptr.
+ */
 static int load_record(struct uds_open_chapter_zone *const *zones, unsigned int zone_count,
                        uds_zone_router_fn router, const void *context,
-                       const struct uds_volume_record *record)
+                       const struct uds_volume_record *record, uint64_t *dropped_ptr)
 {
 	unsigned int z = router(context, &record->name);
 	struct uds_open_chapter_zone *zone;
@@ -453,17 +466,18 @@ static int load_record(struct uds_open_chapter_zone *const *zones, unsigned int 
 	zone = zones[z];
 	if (probe(zone, &record->name, &free_slot) != NO_SLOT)
 		return dd_log_error_strerror(DD_CORRUPT_DATA, "a name is saved twice");
-	if (zone->size >= zone->capacity)
-		return dd_log_error_strerror(DD_OVERFLOW,
-		                             "saved open chapter records overflow zone %u", z);
+	if (zone->size >= zone->capacity) {
+		(*dropped_ptr)++;
+		return DD_SUCCESS;
+	}
 	append_record(zone, free_slot, &record->name, &record->data);
 	return DD_SUCCESS;
 }
 
-/* Read @count records in batches and load each one. */
+/* Read @count records in batches and load each one; count those dropped in *@dropped_ptr. */
 static int load_records(struct uds_open_chapter_zone *const *zones, unsigned int zone_count,
                         uds_zone_router_fn router, const void *context,
-                        struct dd_buffered_reader *reader, uint64_t count)
+                        struct dd_buffered_reader *reader, uint64_t count, uint64_t *dropped_ptr)
 {
 	uint8_t buffer[IO_BATCH_RECORDS * UDS_RECORD_BYTES];
 
@@ -476,7 +490,8 @@ static int load_records(struct uds_open_chapter_zone *const *zones, unsigned int
 			struct uds_volume_record record;
 
 			decode_record(&buffer[i * UDS_RECORD_BYTES], &record);
-			result = load_record(zones, zone_count, router, context, &record);
+			result =
+			    load_record(zones, zone_count, router, context, &record, dropped_ptr);
 		}
 		if (result != DD_SUCCESS)
 			return result;
@@ -508,9 +523,22 @@ int uds_load_open_chapter(struct uds_open_chapter_zone *const *zones, unsigned i
                           uds_zone_router_fn router, const void *context,
                           struct dd_buffered_reader *reader)
 {
+	uint64_t dropped = 0;
+
+	return uds_load_open_chapter_dropping(zones, zone_count, router, context, reader, &dropped);
+}
+
+int uds_load_open_chapter_dropping(struct uds_open_chapter_zone *const *zones,
+                                   unsigned int zone_count, uds_zone_router_fn router,
+                                   const void *context, struct dd_buffered_reader *reader,
+                                   uint64_t *dropped_ptr)
+{
 	uint64_t capacity = 0;
 	uint64_t count = 0;
+	uint64_t dropped = 0;
 	int result;
+
+	*dropped_ptr = 0;
 
 	result = check_load_zones(zones, zone_count, &capacity);
 	if (result == DD_INVALID_ARGUMENT)
@@ -518,11 +546,17 @@ int uds_load_open_chapter(struct uds_open_chapter_zone *const *zones, unsigned i
 	if (result == DD_SUCCESS)
 		result = read_header(reader, capacity, &count);
 	if (result == DD_SUCCESS)
-		result = load_records(zones, zone_count, router, context, reader, count);
+		result = load_records(zones, zone_count, router, context, reader, count, &dropped);
 	if (result != DD_SUCCESS) {
 		for (unsigned int z = 0; z < zone_count; z++)
 			uds_reset_open_chapter(zones[z]);
 		return dd_log_error_strerror(result, "cannot load the open chapter");
 	}
+	if (dropped > 0)
+		dd_log_warning("dropped %llu of %llu saved open chapter records: their zones of %u "
+		               "were full",
+		               (unsigned long long) dropped, (unsigned long long) count,
+		               zone_count);
+	*dropped_ptr = dropped;
 	return DD_SUCCESS;
 }

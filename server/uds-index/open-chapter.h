@@ -15,7 +15,7 @@
  *
  * Saving writes every live record of every zone (collated) to a buffered stream with a count;
  * loading sends each record to the zone a routing function names, so a save can be loaded into
- * a different zone count.
+ * a different zone count (dropping the records a zone has no room for).
  */
 #ifndef UDS_OPEN_CHAPTER_H
 #define UDS_OPEN_CHAPTER_H
@@ -89,8 +89,7 @@ bool uds_search_open_chapter(const struct uds_open_chapter_zone *zone,
  */
 int DD_MUST_CHECK uds_put_open_chapter(struct uds_open_chapter_zone *zone,
                                        const struct dd_record_name *name,
-                                       const struct uds_record_data *data,
-                                       uint32_t *remaining_ptr);
+                                       const struct uds_record_data *data, uint32_t *remaining_ptr);
 
 /**
  * uds_remove_from_open_chapter() - Delete the live record with this name, if any.
@@ -105,6 +104,40 @@ static inline uint32_t uds_open_chapter_live_records(const struct uds_open_chapt
 {
 	return zone->size - zone->deletions;
 }
+
+/* A walk over the live records of several zones in chapter order (see the functions below). */
+struct uds_open_chapter_collator {
+	struct uds_open_chapter_zone *const *zones;
+	unsigned int zone_count;
+	/* The zone to take the next record from. */
+	unsigned int next_zone;
+	/* Live records not yet taken. */
+	uint64_t remaining;
+	/* Per zone, the record number to look at next. */
+	uint32_t cursors[UDS_MAX_ZONES];
+};
+
+/**
+ * uds_start_open_chapter_collation() - Start a walk over the live records of all zones in
+ *                                      chapter order.
+ * @collator:   the walk, filled in
+ * @zones:      the zones' open chapters, which must not change during the walk
+ * @zone_count: how many, at most UDS_MAX_ZONES
+ */
+void uds_start_open_chapter_collation(struct uds_open_chapter_collator *collator,
+                                      struct uds_open_chapter_zone *const *zones,
+                                      unsigned int zone_count);
+
+/**
+ * uds_collate_open_chapter_records() - Take the next records of a walk (say, one record page).
+ * @collator:  the walk
+ * @records:   room for @max_count records
+ * @max_count: the most records to take
+ *
+ * Return: the number of records written to @records; less than @max_count only at the end.
+ */
+uint32_t uds_collate_open_chapter_records(struct uds_open_chapter_collator *collator,
+                                          struct uds_volume_record *records, uint32_t max_count);
 
 /**
  * uds_collate_open_chapters() - Gather the live records of all zones in chapter order.
@@ -127,8 +160,7 @@ size_t uds_compute_open_chapter_save_bytes(const struct uds_geometry *geometry);
  * @writer:     the stream (not finished by this call)
  */
 int DD_MUST_CHECK uds_save_open_chapter(struct uds_open_chapter_zone *const *zones,
-                                        unsigned int zone_count,
-                                        struct dd_buffered_writer *writer);
+                                        unsigned int zone_count, struct dd_buffered_writer *writer);
 
 /* Names the zone of a name, for loading. */
 typedef unsigned int (*uds_zone_router_fn)(const void *context, const struct dd_record_name *name);
@@ -141,11 +173,25 @@ typedef unsigned int (*uds_zone_router_fn)(const void *context, const struct dd_
  * @context:    passed to @router
  * @reader:     the stream
  *
- * Return: DD_SUCCESS, or an error (logged) for a corrupt stream or more records than a zone
- *         holds; the zones are left empty on error.
+ * The open chapter is a hint: records that a zone has no room for (a save loaded into another
+ * zone count may route more than a zone's share to it) are dropped, and their number logged.
+ *
+ * Return: DD_SUCCESS, or an error (logged) for a corrupt stream; the zones are left empty on
+ *         error.
  */
 int DD_MUST_CHECK uds_load_open_chapter(struct uds_open_chapter_zone *const *zones,
                                         unsigned int zone_count, uds_zone_router_fn router,
                                         const void *context, struct dd_buffered_reader *reader);
+
+/**
+ * uds_load_open_chapter_dropping() - uds_load_open_chapter(), also telling how many records
+ *                                    were dropped.
+ * @dropped_ptr: set to the number of saved records that did not fit their zone (0 on error)
+ */
+int DD_MUST_CHECK uds_load_open_chapter_dropping(struct uds_open_chapter_zone *const *zones,
+                                                 unsigned int zone_count, uds_zone_router_fn router,
+                                                 const void *context,
+                                                 struct dd_buffered_reader *reader,
+                                                 uint64_t *dropped_ptr);
 
 #endif /* UDS_OPEN_CHAPTER_H */

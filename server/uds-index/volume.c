@@ -125,6 +125,19 @@ int uds_write_chapter(struct uds_volume *volume, uint64_t virtual_chapter, const
 	return DD_SUCCESS;
 }
 
+int uds_write_chapter_pages(struct uds_volume *volume, uint64_t virtual_chapter,
+                            uint32_t first_page, const uint8_t *pages, uint32_t count)
+{
+	const struct uds_geometry *g = volume->geometry;
+
+	if ((first_page > g->pages_per_chapter) || (count > g->pages_per_chapter - first_page))
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "pages %u to %u of a %u page chapter", first_page,
+		                             first_page + count, g->pages_per_chapter);
+	return write_fully(volume->fd, pages, (size_t) count * g->bytes_per_page,
+	                   page_offset(volume, virtual_chapter, first_page));
+}
+
 void uds_set_index_page_map(struct uds_volume *volume, uint64_t virtual_chapter,
                             const uint16_t *last_lists)
 {

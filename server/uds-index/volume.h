@@ -4,10 +4,12 @@
  *
  * Chapter v occupies slot v % chapters_per_volume, pages_per_chapter pages of bytes_per_page
  * bytes starting at volume_offset + slot * pages_per_chapter * bytes_per_page: first the
- * chapter index pages, then the record pages. A chapter is written by one pwrite of all its
- * pages (the chapter writer builds them in one buffer). Every page carries the index nonce, its
- * chapter number and a checksum, so a torn chapter or a stale page from an older lap of the ring
- * fails validation instead of being believed.
+ * chapter index pages, then the record pages. The chapter writer writes a chapter in runs of
+ * pages (uds_write_chapter_pages(), one pwrite each) and records its index page map once all of
+ * them are written; uds_write_chapter() writes a whole chapter from one buffer. Every page
+ * carries the index nonce, its chapter number and a checksum, so a chapter torn part way (some
+ * runs written, some still of an older lap) or a stale page from an older lap of the ring fails
+ * validation instead of being believed.
  *
  * The index page map remembers, for each slot, the chapter it describes and the last chapter
  * index list on each of its index pages, so that a lookup reads exactly one index page. It is
@@ -66,6 +68,20 @@ void uds_free_volume(struct uds_volume *volume);
  */
 int DD_MUST_CHECK uds_write_chapter(struct uds_volume *volume, uint64_t virtual_chapter,
                                     const uint8_t *pages, const uint16_t *last_lists);
+
+/**
+ * uds_write_chapter_pages() - Write a run of pages of a chapter (not its index page map).
+ * @volume:          the volume
+ * @virtual_chapter: the chapter
+ * @first_page:      the first page of the run within the chapter (index pages first)
+ * @pages:           @count pages
+ * @count:           the number of pages; first_page + count <= pages_per_chapter
+ *
+ * Return: DD_SUCCESS, DD_INVALID_ARGUMENT (logged) for a run beyond the chapter, or an I/O error.
+ */
+int DD_MUST_CHECK uds_write_chapter_pages(struct uds_volume *volume, uint64_t virtual_chapter,
+                                          uint32_t first_page, const uint8_t *pages,
+                                          uint32_t count);
 
 /**
  * uds_set_index_page_map() - Record the index page map of a chapter (for load and rebuild).

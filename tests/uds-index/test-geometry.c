@@ -22,8 +22,11 @@ static void test_small_dense(void **state)
 	assert_true(g.records_per_volume >= 64ULL * 1024 * 1024);
 	assert_int_equal(g.chapter_delta_lists, 1024);
 	assert_int_equal(g.chapter_payload_bits, 10);
-	/* About 27.5 bits per record of chapter index in 4 KiB pages, plus slack. */
-	assert_in_range(g.index_pages_per_chapter, 56, 66);
+	assert_int_equal(g.chapter_mean_delta, UDS_CHAPTER_MEAN_DELTA);
+	/* 2^13 addresses for the 64 records of a list: a mean delta of 128. */
+	assert_int_equal(g.chapter_address_bits, 13);
+	/* About 19 bits per record of chapter index in 4 KiB pages (40 pages), plus slack. */
+	assert_in_range(g.index_pages_per_chapter, 40, 43);
 	assert_int_equal(g.pages_per_chapter, g.index_pages_per_chapter + 517);
 	assert_int_equal(g.bytes_per_volume, (uint64_t) g.pages_per_chapter * 1024 * 4096);
 }
@@ -58,6 +61,10 @@ static void test_sparse(void **state)
 	assert_int_equal(sparse.sparse_chapters_per_volume, 9728);
 	assert_int_equal(sparse.dense_chapters_per_volume, 512);
 	assert_int_equal(sparse.records_per_chapter, dense.records_per_chapter);
+	/* Sparse chapter indexes keep the wide address range (see geometry.h). */
+	assert_int_equal(sparse.chapter_mean_delta, UDS_SPARSE_CHAPTER_MEAN_DELTA);
+	assert_int_equal(sparse.chapter_address_bits, 22);
+	assert_true(sparse.index_pages_per_chapter > dense.index_pages_per_chapter);
 	/* The newest 512 chapters (the open one included) are dense. */
 	assert_false(uds_is_chapter_sparse(&sparse, 0, 10000, 10000));
 	assert_false(uds_is_chapter_sparse(&sparse, 0, 10000, 10000 - 511));
