@@ -929,8 +929,9 @@ void uds_free_index(struct uds_index *index)
 		if (dd_thread_set_wait_until_idle(index->zone_threads) == DD_SUCCESS)
 			uds_flush_index(index);
 	}
-	dd_free_thread_set(index->zone_threads);
+	/* Readers first: one may still be inside its hand-off to a zone thread's queue. */
 	dd_free_thread_set(index->reader_threads);
+	dd_free_thread_set(index->zone_threads);
 	uds_free_chapter_writer(index);
 	if (index->zones != NULL) {
 		for (unsigned int z = 0; z < index->zone_count; z++) {
