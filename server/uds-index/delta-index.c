@@ -22,17 +22,25 @@
  * Zones. A mutable index splits its lists evenly among zones. A zone's lists sit in order in one
  * block of memory with free gaps between them; list 0 and list N+1 are empty guard lists at the
  * very start and (over the all-ones guard bytes) at the very end, so that every real list has a
- * neighbour on each side and the gaps need no bounds checks. Inserting bits into a list shifts
- * the smaller of the two parts of the list into the neighbouring gap. When neither gap is large
- * enough, the zone is rebalanced: every list is moved so that the free space is shared out
- * evenly again, with the needed room added next to the growing list. Lists keep their bit
- * alignment when they move, so a move is a memmove() of bytes. Moving the lists that go down in
- * ascending order and then the lists that go up in descending order never overwrites a list
+ * neighbour on each side and the gaps need no bounds checks. A list's header is 8 bytes: a
+ * 48-bit bit offset and a 16-bit size. Inserting bits into a list shifts the smaller of the two
+ * parts of the list into the neighbouring gap. When neither gap is large enough, the zone is
+ * rebalanced locally: the lists of a neighbourhood of the growing list are moved so that the
+ * neighbourhood's free space is shared out evenly again, with the needed room added next to
+ * the growing list. The neighbourhood starts at a few lists either side and widens until its
+ * lists would keep at least half the zone's average gap each, so most rebalances move a few
+ * kilobytes, not the whole zone, and a zone can run with little free space. New positions are
+ * computed from the list sizes as the lists are moved, never stored. Lists keep their bit
+ * alignment when they move, so a move is a memmove() of bytes. Moving the lists that go down
+ * in ascending order and then the lists that go up in descending order never overwrites a list
  * before it has moved.
  *
- * Searches. Each list remembers where the last search stopped (an offset and the key of the
- * entry before it); a search for a larger key starts there instead of at the head of the list.
- * The search itself is one tight loop over the bit stream with the coding constants in locals.
+ * Searches. Each zone has one cursor: the list of the last search, the offset where it stopped
+ * and the key before that entry. A search of the same list for a larger key starts there
+ * instead of at the head of the list, which keeps sorted sequential access cheap (a rebuild
+ * inserting names in list and key order, a walk that removes entries) without a saved position
+ * in every list header. Changes to the list ahead of the cursor move it back to a valid place.
+ * The search itself is one tight loop over the bit stream (see scan_to_key()).
  *
  * Immutable pages. A page packs a range of lists after a header and an offset table of 19-bit
  * list start offsets (one more than the lists, so that each list's end is the next one's
@@ -41,14 +49,16 @@
  * searched.
  *
  * Saving. Each zone is written to its own checksummed stream: a header, the size of every list,
- * then the bits of each non-empty list with its number. Restoring reads any number of zone
- * streams into an index with any zone count, lays the lists out evenly in their new zones, and
- * walks every restored list to check that it decodes exactly and to count its records.
+ * then the bits of all the lists packed back to back, so that a save is never larger than the
+ * zone's list data plus two bytes a list. Restoring reads any number of zone streams into an
+ * index with any zone count, lays the lists out evenly in their new zones, and walks every
+ * restored list to check that it decodes exactly and to count its records.
  */
 #include "delta-index.h"
 
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <xxhash.h>
 
@@ -64,13 +74,29 @@ enum {
 	GUARD_BITS = GUARD_BYTES * BITS_PER_BYTE,
 	/* The widest field get_field() and set_field() handle. */
 	MAX_FIELD_BITS = 56,
+	/*
+	 * scan_to_key() decodes an entry from one load when its value and shortest delta code
+	 * take at most this many of the load's 57 or more bits.
+	 */
+	FAST_HEAD_BITS = 48,
+	CACHE_LINE_BYTES = 64,
+	HUGE_PAGE_BYTES = 2 * 1024 * 1024,
+	/* uds_prefetch_delta_list() fetches at most this much of a list. */
+	PREFETCH_LIST_BYTES = 4 * CACHE_LINE_BYTES,
 	COLLISION_BYTES = DD_RECORD_NAME_SIZE,
 	COLLISION_BITS = COLLISION_BYTES * BITS_PER_BYTE,
 	/* Zone memory is a multiple of this. */
 	ZONE_ALLOCATION_UNIT = 64 * 1024,
 	/* Bytes that hold the longest list at any bit alignment, plus guard bytes. */
 	LIST_BUFFER_BYTES = (UDS_DELTA_LIST_MAX_BITS + 7) / BITS_PER_BYTE + 1 + GUARD_BYTES,
+	/* A rebalance first tries the lists this many either side of the growing list... */
+	RELAYOUT_MIN_RADIUS = 8,
+	/* ...then a neighbourhood this many times wider, and so on up to the whole zone. */
+	RELAYOUT_GROWTH = 4,
 };
+
+/* The largest zone: list offsets are 48-bit bit offsets. */
+static const uint64_t MAX_ZONE_BYTES = (1ULL << 48) / BITS_PER_BYTE;
 
 /*
  * Immutable page layout (all integers little-endian):
@@ -112,13 +138,17 @@ static const uint8_t PAGE_MAGIC[4] = { 'D', 'L', 'T', 'P' };
  *           min keys u32, incr keys u32, zone number u32, zone count u32, first list u32,
  *           list count u32, record count u64, collision count u64
  *   list sizes: list count x u16 (bits)
- *   lists: for each non-empty list: list number u32, bit offset u8, byte count u16, bytes
+ *   list bits: the bits of every list, in list order, packed one after the other with no gap
+ *              (the bit stream's numbering is the memory's), then zero bits to a whole byte
+ * Version 1 (no longer read) framed each list by its number, bit offset and byte count.
  */
 enum {
-	SAVE_VERSION = 1,
+	SAVE_VERSION = 2,
 	SAVE_MAGIC_BYTES = 8,
 	SAVE_HEADER_BYTES = SAVE_MAGIC_BYTES + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 8,
-	SAVE_LIST_HEADER_BYTES = 4 + 1 + 2,
+	/* Bytes of packed list bits staged before each write (and read). */
+	SAVE_CHUNK_BYTES = 64 * 1024,
+	SAVE_BUFFER_BYTES = SAVE_CHUNK_BYTES + LIST_BUFFER_BYTES,
 };
 
 static const uint8_t SAVE_MAGIC[SAVE_MAGIC_BYTES] = { 'D', 'L', 'T', 'Z', 'O', 'N', 'E', '1' };
@@ -163,57 +193,85 @@ static void set_zero(uint8_t *memory, uint64_t offset, uint64_t bits)
 	}
 }
 
+/* Read 64 bits starting at bit @offset (one byte past them may be read, never used). */
+static inline uint64_t get_word(const uint8_t *memory, uint64_t offset)
+{
+	const uint8_t *address = memory + offset / BITS_PER_BYTE;
+	unsigned int shift = offset % BITS_PER_BYTE;
+
+	/* Shifting in two steps keeps a shift of 64 (for shift == 0) out of it. */
+	return (dd_get_le64(address) >> shift) | (((uint64_t) address[8] << 1) << (63 - shift));
+}
+
+/* Copy fewer than 2 * MAX_FIELD_BITS bits, lowest bits first. */
+static inline void move_short_bits(const uint8_t *from, uint64_t from_offset, uint8_t *to,
+                                   uint64_t to_offset, unsigned int size)
+{
+	if (size > MAX_FIELD_BITS) {
+		set_field(get_field(from, from_offset, MAX_FIELD_BITS), to, to_offset,
+		          MAX_FIELD_BITS);
+		from_offset += MAX_FIELD_BITS;
+		to_offset += MAX_FIELD_BITS;
+		size -= MAX_FIELD_BITS;
+	}
+	if (size > 0)
+		set_field(get_field(from, from_offset, size), to, to_offset, size);
+}
+
 /*
- * Copy @size bits to a lower address, lowest bits first. Each store covers exactly the
- * destination bits it means to write, and all of them lie below the source bits still to be
- * read, so overlapping ranges are safe.
+ * Copy @size bits to a lower address, lowest bits first, in 64-bit stores once the destination
+ * is 64-bit aligned. Each store covers exactly the destination bits it means to write, and all
+ * of them lie below the source bits still to be read, so overlapping ranges are safe.
  */
 static void move_bits_down(const uint8_t *from, uint64_t from_offset, uint8_t *to,
                            uint64_t to_offset, uint64_t size)
 {
-	unsigned int head = (32 - to_offset % 32) % 32;
+	unsigned int head = (64 - to_offset % 64) % 64;
 
 	if (head > size)
 		head = (unsigned int) size;
-	if (head > 0)
-		set_field(get_field(from, from_offset, head), to, to_offset, head);
+	/* A head (and a tail) of up to 63 bits takes two fields. */
+	move_short_bits(from, from_offset, to, to_offset, head);
 	from_offset += head;
 	to_offset += head;
 	size -= head;
-	while (size >= 32) {
-		uint64_t word = dd_get_le64(from + from_offset / BITS_PER_BYTE);
-
-		dd_put_le32(to + to_offset / BITS_PER_BYTE,
-		            (uint32_t) (word >> (from_offset % BITS_PER_BYTE)));
-		from_offset += 32;
-		to_offset += 32;
-		size -= 32;
+	while (size >= 64) {
+		dd_put_le64(to + to_offset / BITS_PER_BYTE, get_word(from, from_offset));
+		from_offset += 64;
+		to_offset += 64;
+		size -= 64;
 	}
-	if (size > 0)
-		set_field(get_field(from, from_offset, (unsigned int) size), to, to_offset,
-		          (unsigned int) size);
+	move_short_bits(from, from_offset, to, to_offset, (unsigned int) size);
 }
 
 /* Copy @size bits to a higher address, highest bits first; the mirror of move_bits_down(). */
 static void move_bits_up(const uint8_t *from, uint64_t from_offset, uint8_t *to, uint64_t to_offset,
                          uint64_t size)
 {
-	unsigned int tail = (to_offset + size) % 32;
+	unsigned int tail = (to_offset + size) % 64;
 
 	if (tail > size)
 		tail = (unsigned int) size;
 	size -= tail;
+	if (tail > MAX_FIELD_BITS) {
+		/* Highest part first: the lower part's source may lie under its destination. */
+		set_field(
+		    get_field(from, from_offset + size + MAX_FIELD_BITS, tail - MAX_FIELD_BITS), to,
+		    to_offset + size + MAX_FIELD_BITS, tail - MAX_FIELD_BITS);
+		tail = MAX_FIELD_BITS;
+	}
 	if (tail > 0)
 		set_field(get_field(from, from_offset + size, tail), to, to_offset + size, tail);
-	while (size >= 32) {
-		uint64_t source;
-		uint64_t word;
-
-		size -= 32;
-		source = from_offset + size;
-		word = dd_get_le64(from + source / BITS_PER_BYTE);
-		dd_put_le32(to + (to_offset + size) / BITS_PER_BYTE,
-		            (uint32_t) (word >> (source % BITS_PER_BYTE)));
+	while (size >= 64) {
+		size -= 64;
+		dd_put_le64(to + (to_offset + size) / BITS_PER_BYTE,
+		            get_word(from, from_offset + size));
+	}
+	if (size > MAX_FIELD_BITS) {
+		set_field(get_field(from, from_offset + MAX_FIELD_BITS,
+		                    (unsigned int) size - MAX_FIELD_BITS),
+		          to, to_offset + MAX_FIELD_BITS, (unsigned int) size - MAX_FIELD_BITS);
+		size = MAX_FIELD_BITS;
 	}
 	if (size > 0)
 		set_field(get_field(from, from_offset, (unsigned int) size), to, to_offset,
@@ -383,6 +441,12 @@ static inline uint64_t guard_start(const struct uds_delta_zone *zone)
 	return (uint64_t) (zone->size - GUARD_BYTES) * BITS_PER_BYTE;
 }
 
+/* Forget where the last search of the zone stopped. */
+static inline void clear_cursor(struct uds_delta_zone *zone)
+{
+	zone->cursor = (struct uds_delta_cursor){ 0 };
+}
+
 /* Empty the zone: lists spread evenly over the memory, guard list and guard bytes set. */
 static void reset_zone(struct uds_delta_zone *zone)
 {
@@ -395,77 +459,189 @@ static void reset_zone(struct uds_delta_zone *zone)
 		zone->lists[i].start = spacing / 2 + (i - 1) * spacing;
 	zone->lists[zone->list_count + 1].start = usable;
 	memset(zone->memory + usable / BITS_PER_BYTE, 0xFF, GUARD_BYTES);
+	clear_cursor(zone);
+	zone->used_bits = 0;
 	zone->discard_count += zone->record_count;
 	zone->record_count = 0;
 	zone->collision_count = 0;
 }
 
 /*
- * Compute even positions for every list with @growing_bytes extra free bytes placed just before
- * list @growing_index (which may be list_count + 1, the tail guard). Lists keep their bit
- * alignment. Fails with DD_OVERFLOW when the lists and the extra bytes do not fit.
+ * A new placement of lists [first, last] of a zone over the bytes between the end of list
+ * first - 1 and the start of list last + 1 (the region), with the free space shared out evenly
+ * and growing_bytes more placed just before list growing_index. Positions are computed, never
+ * stored: the byte position of list i is
+ *   base + spacing / 2 + (i - first) * spacing + (bytes of lists first..i-1)
+ *        + (growing_bytes if i >= growing_index),
+ * and lists keep their bit alignment.
  */
-static int compute_new_offsets(struct uds_delta_zone *zone, uint32_t growing_index,
-                               uint64_t growing_bytes)
-{
-	uint64_t used = GUARD_BYTES + growing_bytes;
+struct layout {
+	uint32_t first;
+	uint32_t last;
+	uint32_t growing_index;
+	uint64_t growing_bytes;
+	/* The region's first byte and its length. */
+	uint64_t base;
+	uint64_t bytes;
+	/* The bytes the lists of the region touch. */
+	uint64_t list_bytes;
 	uint64_t spacing;
-	uint64_t position;
-	uint32_t i;
+};
 
-	for (i = 1; i <= zone->list_count; i++)
-		used += list_byte_size(&zone->lists[i]);
-	if (used > zone->size)
-		return DD_OVERFLOW;
-	spacing = (zone->size - used) / zone->list_count;
-	position = spacing / 2;
-	for (i = 1; i <= zone->list_count; i++) {
-		if (i == growing_index)
-			position += growing_bytes;
-		zone->new_offsets[i] =
-		    position * BITS_PER_BYTE + zone->lists[i].start % BITS_PER_BYTE;
-		position += list_byte_size(&zone->lists[i]) + spacing;
-	}
-	return DD_SUCCESS;
+/* The first byte after the last byte list @list touches. */
+static inline uint64_t byte_after_list(const struct uds_delta_list *list)
+{
+	return (list_end(list) + BITS_PER_BYTE - 1) / BITS_PER_BYTE;
 }
 
-static void move_list(struct uds_delta_zone *zone, uint32_t i)
+/* Measure the region of @layout; false if its lists and the growing bytes do not fit in it. */
+static bool measure_region(const struct uds_delta_zone *zone, struct layout *layout)
+{
+	uint64_t end = zone->lists[layout->last + 1].start / BITS_PER_BYTE;
+	uint32_t count = layout->last - layout->first + 1;
+	uint64_t needed;
+
+	layout->base = byte_after_list(&zone->lists[layout->first - 1]);
+	layout->bytes = (end > layout->base) ? end - layout->base : 0;
+	layout->list_bytes = 0;
+	for (uint32_t i = layout->first; i <= layout->last; i++)
+		layout->list_bytes += list_byte_size(&zone->lists[i]);
+	needed = layout->list_bytes + layout->growing_bytes;
+	if (needed > layout->bytes)
+		return false;
+	layout->spacing = (layout->bytes - needed) / count;
+	return true;
+}
+
+/* The new bit offset of list @i, given the bytes of the lists before it in the region. */
+static inline uint64_t new_list_start(const struct uds_delta_zone *zone,
+                                      const struct layout *layout, uint32_t i,
+                                      uint64_t bytes_before)
+{
+	uint64_t position = layout->base + layout->spacing / 2 +
+	                    (uint64_t) (i - layout->first) * layout->spacing + bytes_before;
+
+	if (i >= layout->growing_index)
+		position += layout->growing_bytes;
+	return position * BITS_PER_BYTE + zone->lists[i].start % BITS_PER_BYTE;
+}
+
+/* Move list @i (whole bytes, so any bit alignment is kept) to bit offset @start. */
+static void move_list(struct uds_delta_zone *zone, uint32_t i, uint64_t start)
 {
 	struct uds_delta_list *list = &zone->lists[i];
 	uint64_t source = list_byte_start(list);
 
-	list->start = zone->new_offsets[i];
+	list->start = start;
 	memmove(zone->memory + list_byte_start(list), zone->memory + source, list_byte_size(list));
+	zone->rebalance_bytes += list_byte_size(list);
 }
 
-/* Move every list to its new offset without overwriting a list that has yet to move. */
-static void apply_new_offsets(struct uds_delta_zone *zone)
+/*
+ * Put the lists of the region at their new places. Moving the lists that go down in ascending
+ * order and then the lists that go up in descending order never overwrites a list before it
+ * has moved. With @move false the headers are only set (for a restore, before any data).
+ */
+static void apply_layout(struct uds_delta_zone *zone, const struct layout *layout, bool move)
 {
+	uint64_t before = 0;
 	uint32_t i;
 
-	for (i = 1; i <= zone->list_count; i++) {
-		if (zone->new_offsets[i] < zone->lists[i].start)
-			move_list(zone, i);
+	for (i = layout->first; i <= layout->last; i++) {
+		uint64_t start = new_list_start(zone, layout, i, before);
+
+		before += list_byte_size(&zone->lists[i]);
+		if (!move)
+			zone->lists[i].start = start;
+		else if (start < zone->lists[i].start)
+			move_list(zone, i, start);
 	}
-	for (i = zone->list_count; i >= 1; i--) {
-		if (zone->new_offsets[i] > zone->lists[i].start)
-			move_list(zone, i);
+	if (!move)
+		return;
+	for (i = layout->last; i >= layout->first; i--) {
+		uint64_t start;
+
+		before -= list_byte_size(&zone->lists[i]);
+		start = new_list_start(zone, layout, i, before);
+		if (start > zone->lists[i].start)
+			move_list(zone, i, start);
 	}
 }
 
-/* Share the free space out evenly again, with @growing_bytes before list @growing_index. */
-static int rebalance_zone(struct uds_delta_zone *zone, uint32_t growing_index,
+/* Lay out every list of the zone evenly; false if they do not fit. */
+static bool lay_out_zone(struct uds_delta_zone *zone, bool move)
+{
+	struct layout layout = {
+		.first = 1,
+		.last = zone->list_count,
+		.growing_index = zone->list_count + 1,
+	};
+
+	if (!measure_region(zone, &layout))
+		return false;
+	apply_layout(zone, &layout, move);
+	return true;
+}
+
+/*
+ * Make @growing_bytes more room just before list @growing_index for list @center (which is
+ * growing_index or growing_index - 1), by sharing out again the free space of a neighbourhood
+ * of lists around @center. The neighbourhood starts at RELAYOUT_MIN_RADIUS lists either side and
+ * grows by RELAYOUT_GROWTH until, after the move, its lists would keep at least half the zone's
+ * average free space each (or it is the whole zone). So the lists stay evenly spread, as with a
+ * rebalance of the whole zone, while a rebalance costs a few kilobytes of memmove() instead of
+ * the whole zone.
+ */
+static int rebalance_zone(struct uds_delta_zone *zone, uint32_t center, uint32_t growing_index,
                           uint64_t growing_bytes)
 {
 	dd_ktime_t start = dd_monotonic_ns();
-	int result = compute_new_offsets(zone, growing_index, growing_bytes);
+	uint64_t used = zone->used_bits / BITS_PER_BYTE + zone->list_count;
+	uint64_t usable = zone->size - GUARD_BYTES;
+	uint64_t want = ((usable > used) ? usable - used : 0) / zone->list_count / 2;
+	struct layout layout = {
+		.growing_index = growing_index,
+		.growing_bytes = growing_bytes,
+	};
 
-	if (result != DD_SUCCESS)
-		return result;
-	apply_new_offsets(zone);
+	for (uint64_t radius = RELAYOUT_MIN_RADIUS;; radius *= RELAYOUT_GROWTH) {
+		bool whole;
+
+		layout.first = (center > radius) ? (uint32_t) (center - radius) : 1;
+		layout.last = (uint32_t) ((center + radius < zone->list_count) ? center + radius
+		                                                               : zone->list_count);
+		whole = (layout.first == 1) && (layout.last == zone->list_count);
+		if (measure_region(zone, &layout) && (whole || (layout.spacing >= want)))
+			break;
+		if (whole)
+			return DD_OVERFLOW;
+	}
+	apply_layout(zone, &layout, true);
 	zone->rebalance_count++;
+	if ((layout.first == 1) && (layout.last == zone->list_count))
+		zone->full_rebalance_count++;
 	zone->rebalance_time += dd_monotonic_ns() - start;
 	return DD_SUCCESS;
+}
+
+/*
+ * Ask for huge pages for the whole 2 MiB pages within a large array. Searches touch the list
+ * memory and the headers at random: with 4 KiB pages nearly every search of a large index also
+ * misses the TLB, twice. Only a hint; ignored where unsupported.
+ */
+static void advise_huge_pages(void *memory, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t start =
+	    ((uintptr_t) memory + HUGE_PAGE_BYTES - 1) & ~(uintptr_t) (HUGE_PAGE_BYTES - 1);
+	uintptr_t end = ((uintptr_t) memory + size) & ~(uintptr_t) (HUGE_PAGE_BYTES - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#else
+	(void) memory;
+	(void) size;
+#endif
 }
 
 static int make_zone(struct uds_delta_zone *zone, size_t size, uint32_t first_list,
@@ -476,12 +652,11 @@ static int make_zone(struct uds_delta_zone *zone, size_t size, uint32_t first_li
 	result = dd_allocate(size, "delta zone memory", &zone->memory);
 	if (result != DD_SUCCESS)
 		return result;
+	advise_huge_pages(zone->memory, size);
 	result = DD_ALLOCATE(list_count + 2, struct uds_delta_list, "delta lists", &zone->lists);
 	if (result != DD_SUCCESS)
 		return result;
-	result = DD_ALLOCATE(list_count + 2, uint64_t, "delta list offsets", &zone->new_offsets);
-	if (result != DD_SUCCESS)
-		return result;
+	advise_huge_pages(zone->lists, (list_count + 2) * sizeof(struct uds_delta_list));
 	compute_coding(params->mean_delta, params->payload_bits, &zone->coding);
 	zone->size = size;
 	zone->first_list = first_list;
@@ -509,6 +684,10 @@ static int check_params(const struct uds_delta_index_params *params)
 		                             params->mean_delta);
 	if (params->memory_size == 0)
 		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "no memory for delta lists");
+	if (zone_memory_size(params->zone_count, params->memory_size) > MAX_ZONE_BYTES)
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "%zu bytes of delta lists in %u zones is too many",
+		                             params->memory_size, params->zone_count);
 	return DD_SUCCESS;
 }
 
@@ -555,9 +734,8 @@ int uds_make_delta_index(const struct uds_delta_index_params *params,
 			uds_free_delta_index(index);
 			return result;
 		}
-		index->memory_size +=
-		    sizeof(struct uds_delta_zone) + zone_size +
-		    (count + 2) * (sizeof(struct uds_delta_list) + sizeof(uint64_t));
+		index->memory_size += sizeof(struct uds_delta_zone) + zone_size +
+		                      (count + 2) * sizeof(struct uds_delta_list);
 	}
 	*index_ptr = index;
 	return DD_SUCCESS;
@@ -570,7 +748,6 @@ void uds_free_delta_index(struct uds_delta_index *index)
 	for (unsigned int z = 0; z < index->zone_count; z++) {
 		dd_free(index->zones[z].memory);
 		dd_free(index->zones[z].lists);
-		dd_free(index->zones[z].new_offsets);
 	}
 	dd_free(index->zones);
 	dd_free(index);
@@ -609,23 +786,23 @@ int uds_start_delta_search(const struct uds_delta_index *index, uint32_t list_nu
 		                             list_number, index->list_count);
 	zone = &index->zones[uds_get_delta_zone_number(index, list_number)];
 	list_number -= zone->first_list;
+	entry->key = 0;
+	entry->offset = 0;
 	if (index->is_mutable) {
+		const struct uds_delta_cursor *cursor = &zone->cursor;
+
 		list = &zone->lists[list_number + 1];
+		if ((cursor->list == list_number + 1) && (key > cursor->key) &&
+		    (cursor->offset <= list->size)) {
+			entry->key = cursor->key;
+			entry->offset = cursor->offset;
+		}
 	} else {
 		uint32_t start = page_list_start(zone->memory, list_number);
 
 		list = &entry->page_list;
 		list->start = start;
 		list->size = (uint16_t) (page_list_start(zone->memory, list_number + 1) - start);
-		list->save_key = 0;
-		list->save_offset = 0;
-	}
-	if ((key > list->save_key) && (list->save_offset <= list->size)) {
-		entry->key = list->save_key;
-		entry->offset = list->save_offset;
-	} else {
-		entry->key = 0;
-		entry->offset = 0;
 	}
 	entry->at_end = false;
 	entry->is_collision = false;
@@ -638,6 +815,30 @@ int uds_start_delta_search(const struct uds_delta_index *index, uint32_t list_nu
 	return DD_SUCCESS;
 }
 
+void uds_prefetch_delta_list(const struct uds_delta_index *index, uint32_t list_number,
+                             unsigned int stage)
+{
+	const struct uds_delta_zone *zone;
+	const struct uds_delta_list *list;
+	uint64_t bytes;
+	const uint8_t *first;
+
+	if (!index->is_mutable || (list_number >= index->list_count))
+		return;
+	zone = &index->zones[uds_get_delta_zone_number(index, list_number)];
+	list = &zone->lists[list_number - zone->first_list + 1];
+	if (stage == 0) {
+		__builtin_prefetch(list, 0, 3);
+		return;
+	}
+	first = zone->memory + list_byte_start(list);
+	bytes = list_byte_size(list);
+	if (bytes > PREFETCH_LIST_BYTES)
+		bytes = PREFETCH_LIST_BYTES;
+	for (uint64_t offset = 0; offset < bytes; offset += CACHE_LINE_BYTES)
+		__builtin_prefetch(first + offset, 0, 3);
+}
+
 static int report_corrupt_list(const struct uds_delta_entry *entry, const char *what)
 {
 	return dd_log_warning_strerror(DD_CORRUPT_DATA, "delta list %u (zone list %u): %s",
@@ -645,11 +846,36 @@ static int report_corrupt_list(const struct uds_delta_entry *entry, const char *
 	                               entry->list_number, what);
 }
 
+/* Leave @entry describing the entry at bit @offset of its list, whose key is @key. */
+static inline void set_entry(struct uds_delta_entry *entry, uint32_t offset, uint32_t key,
+                             uint32_t delta, uint32_t bits, bool collision)
+{
+	entry->offset = offset;
+	entry->key = key;
+	entry->delta = delta;
+	entry->entry_bits = bits;
+	entry->is_collision = collision;
+	entry->at_end = false;
+}
+
+static int set_entry_at_end(struct uds_delta_entry *entry, uint32_t offset, uint32_t key)
+{
+	if (offset != entry->list->size)
+		return report_corrupt_list(entry, "entry runs past the end of the list");
+	entry->offset = offset;
+	entry->key = key;
+	entry->delta = 0;
+	entry->entry_bits = 0;
+	entry->is_collision = false;
+	entry->at_end = true;
+	return DD_SUCCESS;
+}
+
 /*
- * Decode forward from the entry after @entry until reaching an entry whose key is at least
- * @key (or the end of the list); leave @entry describing where it stopped.
+ * scan_to_key() for any coding: each delta code is decoded with its own load. Used when the
+ * value and the shortest delta code together are too wide for scan_to_key()'s single load.
  */
-static int scan_to_key(struct uds_delta_entry *entry, uint32_t key)
+static int scan_to_key_wide(struct uds_delta_entry *entry, uint32_t key)
 {
 	const struct uds_delta_coding coding = entry->zone->coding;
 	const uint8_t *memory = entry->zone->memory;
@@ -659,19 +885,15 @@ static int scan_to_key(struct uds_delta_entry *entry, uint32_t key)
 	uint32_t current = entry->key;
 
 	while (offset < size) {
-		uint64_t position = start + offset;
 		uint32_t delta;
 		uint32_t code_bits;
 		uint32_t bits;
 		bool collision;
-		int result;
 
-		/* Never decode past the list: a corrupt page could otherwise read past its end. */
 		if (dd_unlikely(offset + coding.value_bits + coding.min_bits > size))
 			return report_corrupt_list(entry, "entry runs past the end of the list");
-		result = decode_delta(&coding, memory, position + coding.value_bits, start + size,
-		                      &delta, &code_bits);
-		if (dd_unlikely(result != DD_SUCCESS))
+		if (decode_delta(&coding, memory, start + offset + coding.value_bits, start + size,
+		                 &delta, &code_bits) != DD_SUCCESS)
 			return report_corrupt_list(entry, "undecodable delta");
 		collision = (delta == 0) && (offset > 0);
 		bits = coding.value_bits + code_bits + (collision ? COLLISION_BITS : 0);
@@ -679,25 +901,79 @@ static int scan_to_key(struct uds_delta_entry *entry, uint32_t key)
 			return report_corrupt_list(entry, "entry runs past the end of the list");
 		current += delta;
 		if (current >= key) {
-			entry->offset = offset;
-			entry->key = current;
-			entry->delta = delta;
-			entry->entry_bits = bits;
-			entry->is_collision = collision;
-			entry->at_end = false;
+			set_entry(entry, offset, current, delta, bits, collision);
 			return DD_SUCCESS;
 		}
 		offset += bits;
 	}
-	if (offset != size)
-		return report_corrupt_list(entry, "entry runs past the end of the list");
-	entry->offset = offset;
-	entry->key = current;
-	entry->delta = 0;
-	entry->entry_bits = 0;
-	entry->is_collision = false;
-	entry->at_end = true;
-	return DD_SUCCESS;
+	return set_entry_at_end(entry, offset, current);
+}
+
+/*
+ * Decode forward from the entry after @entry until reaching an entry whose key is at least
+ * @key (or the end of the list); leave @entry describing where it stopped.
+ *
+ * This is the index's inner loop. One unaligned 64-bit load at the entry's first byte gives at
+ * least 57 bits: the value, the low min_bits of the delta code and, almost always, the whole
+ * unary part, so each entry costs one load, a few shifts and a count of trailing zeros. The
+ * short and the long code are both computed and one chosen without a branch (the choice is a
+ * coin toss for the volume index's code, which a branch would mispredict). Bits beyond the list
+ * may be read (the guard bytes make that safe) but an entry is only accepted if it ends within
+ * the list, so a corrupt page can never make the search leave its list.
+ */
+static int scan_to_key(struct uds_delta_entry *entry, uint32_t key)
+{
+	const struct uds_delta_coding *coding = &entry->zone->coding;
+	const unsigned int value_bits = coding->value_bits;
+	const unsigned int head_bits = coding->value_bits + coding->min_bits;
+	const uint32_t min_mask = (uint32_t) low_bits_mask(coding->min_bits);
+	const uint32_t min_keys = coding->min_keys;
+	const uint32_t incr_keys = coding->incr_keys;
+	const uint8_t *memory = entry->zone->memory;
+	const uint64_t start = entry->list->start;
+	const uint64_t end = start + entry->list->size;
+	uint64_t position = start + entry->offset + entry->entry_bits;
+	uint32_t current = entry->key;
+
+	if (dd_unlikely(head_bits > FAST_HEAD_BITS))
+		return scan_to_key_wide(entry, key);
+	while (position < end) {
+		uint64_t word =
+		    dd_get_le64(memory + position / BITS_PER_BYTE) >> (position % BITS_PER_BYTE);
+		uint32_t low = (uint32_t) (word >> value_bits) & min_mask;
+		uint64_t unary = word >> head_bits;
+		bool is_long = (low >= min_keys);
+		uint32_t zeros = (uint32_t) __builtin_ctzll(unary | (1ULL << 63));
+		uint32_t delta = is_long ? low + zeros * incr_keys : low;
+		uint32_t bits = is_long ? head_bits + zeros + 1 : head_bits;
+		bool collision;
+
+		if (dd_unlikely(is_long & (unary == 0))) {
+			uint32_t code_bits;
+
+			/* The unary part runs past the word: a gap of many mean deltas. */
+			if (decode_delta(coding, memory, position + value_bits, end, &delta,
+			                 &code_bits) != DD_SUCCESS)
+				return report_corrupt_list(entry, "undecodable delta");
+			bits = value_bits + code_bits;
+		}
+		/*
+		 * A zero delta is a short code of zero (min_keys is never 0): testing low keeps
+		 * the multiply out of the chain from one entry's position to the next.
+		 */
+		collision = (low == 0) & (position != start);
+		bits += collision ? COLLISION_BITS : 0;
+		if (dd_unlikely(position + bits > end))
+			return report_corrupt_list(entry, "entry runs past the end of the list");
+		current += delta;
+		if (current >= key) {
+			set_entry(entry, (uint32_t) (position - start), current, delta, bits,
+			          collision);
+			return DD_SUCCESS;
+		}
+		position += bits;
+	}
+	return set_entry_at_end(entry, (uint32_t) (position - start), current);
 }
 
 int uds_next_delta_entry(struct uds_delta_entry *entry)
@@ -708,12 +984,21 @@ int uds_next_delta_entry(struct uds_delta_entry *entry)
 	return scan_to_key(entry, 0);
 }
 
+/* Point the zone's cursor at @entry (a position of a mutable list). */
+static inline void set_cursor(const struct uds_delta_entry *entry)
+{
+	struct uds_delta_cursor *cursor = &entry->zone->cursor;
+
+	cursor->list = entry->list_number + 1;
+	cursor->offset = entry->offset;
+	cursor->key = entry->key - entry->delta;
+}
+
 int uds_remember_delta_offset(const struct uds_delta_entry *entry)
 {
 	if (entry->is_collision || (entry->list == &entry->page_list))
 		return DD_BAD_STATE;
-	entry->list->save_key = entry->key - entry->delta;
-	entry->list->save_offset = (uint16_t) entry->offset;
+	set_cursor(entry);
 	return DD_SUCCESS;
 }
 
@@ -757,6 +1042,22 @@ static int find_collision(struct uds_delta_entry *entry, const struct dd_record_
 	}
 }
 
+/*
+ * Ask for the cache lines a search will decode, after the first, all at once: the scan then
+ * waits for one memory access instead of one for each line it crosses.
+ */
+static inline void prefetch_scan(const struct uds_delta_entry *entry)
+{
+	uint64_t first = (entry->list->start + entry->offset) / BITS_PER_BYTE;
+	uint64_t end = (entry->list->start + entry->list->size) / BITS_PER_BYTE;
+	const uint8_t *memory = entry->zone->memory;
+
+	if (end > first + PREFETCH_LIST_BYTES)
+		end = first + PREFETCH_LIST_BYTES;
+	for (uint64_t byte = first + CACHE_LINE_BYTES; byte <= end; byte += CACHE_LINE_BYTES)
+		__builtin_prefetch(memory + byte, 0, 3);
+}
+
 int uds_get_delta_entry(const struct uds_delta_index *index, uint32_t list_number, uint32_t key,
                         const struct dd_record_name *name, struct uds_delta_entry *entry)
 {
@@ -764,13 +1065,12 @@ int uds_get_delta_entry(const struct uds_delta_index *index, uint32_t list_numbe
 
 	if (result != DD_SUCCESS)
 		return result;
+	prefetch_scan(entry);
 	result = scan_to_key(entry, key);
 	if (result != DD_SUCCESS)
 		return result;
-	if (index->is_mutable) {
-		entry->list->save_key = entry->key - entry->delta;
-		entry->list->save_offset = (uint16_t) entry->offset;
-	}
+	if (index->is_mutable)
+		set_cursor(entry);
 	if ((name != NULL) && !entry->at_end && (entry->key == key))
 		return find_collision(entry, name);
 	return DD_SUCCESS;
@@ -856,7 +1156,7 @@ static int make_room(struct uds_delta_entry *entry, uint32_t offset, uint32_t bi
 	}
 	*before_ptr = before_bits < after_bits;
 	growing_index = entry->list_number + (*before_ptr ? 1 : 2);
-	if (rebalance_zone(entry->zone, growing_index,
+	if (rebalance_zone(entry->zone, entry->list_number + 1, growing_index,
 	                   (bits + BITS_PER_BYTE - 1) / BITS_PER_BYTE) != DD_SUCCESS)
 		return record_overflow(entry);
 	return DD_SUCCESS;
@@ -886,6 +1186,7 @@ static int insert_bits(struct uds_delta_entry *entry, uint32_t offset, uint32_t 
 		move_bits(memory, source, memory, source + bits, list->size - offset);
 	}
 	list->size += bits;
+	entry->zone->used_bits += bits;
 	return DD_SUCCESS;
 }
 
@@ -911,6 +1212,7 @@ static void delete_bits(struct uds_delta_entry *entry, uint32_t offset, uint32_t
 		move_bits(memory, destination + bits, memory, destination, after_bits);
 	}
 	list->size -= bits;
+	entry->zone->used_bits -= bits;
 }
 
 /* Write the value and delta code of the entry at @offset of @entry's list. */
@@ -1012,7 +1314,7 @@ int uds_put_delta_entry(struct uds_delta_entry *entry, uint32_t key, uint32_t va
 {
 	uint32_t base_offset = entry->offset;
 	uint32_t base_previous = entry->key - entry->delta;
-	struct uds_delta_list *list = entry->list;
+	struct uds_delta_cursor *cursor = &entry->zone->cursor;
 	int result = check_mutable_entry(entry);
 
 	if (result != DD_SUCCESS)
@@ -1031,13 +1333,13 @@ int uds_put_delta_entry(struct uds_delta_entry *entry, uint32_t key, uint32_t va
 	if (result != DD_SUCCESS)
 		return result;
 	/*
-	 * Bits were inserted at or after base_offset, so a remembered position beyond it has
+	 * Bits were inserted at or after base_offset, so a cursor in this list beyond it has
 	 * moved. The entry the search stopped at (the new entry itself, or the entry a collision
 	 * follows) is always a valid place to restart.
 	 */
-	if (base_offset < list->save_offset) {
-		list->save_key = base_previous;
-		list->save_offset = (uint16_t) base_offset;
+	if ((cursor->list == entry->list_number + 1) && (base_offset < cursor->offset)) {
+		cursor->key = base_previous;
+		cursor->offset = base_offset;
 	}
 	entry->zone->record_count++;
 	return DD_SUCCESS;
@@ -1045,8 +1347,9 @@ int uds_put_delta_entry(struct uds_delta_entry *entry, uint32_t key, uint32_t va
 
 int uds_remove_delta_entry(struct uds_delta_entry *entry)
 {
+	struct uds_delta_cursor *cursor = &entry->zone->cursor;
+	uint32_t previous = entry->key - entry->delta;
 	struct uds_delta_entry next;
-	struct uds_delta_list *list = entry->list;
 	int result = check_mutable_entry(entry);
 
 	if (result != DD_SUCCESS)
@@ -1083,10 +1386,124 @@ int uds_remove_delta_entry(struct uds_delta_entry *entry)
 	entry->zone->record_count--;
 	entry->zone->discard_count++;
 	*entry = next;
-	if (entry->offset < list->save_offset) {
-		list->save_key = 0;
-		list->save_offset = 0;
+	/*
+	 * Bits were removed at entry->offset; the entry now there follows the same key as the
+	 * removed one did, so a cursor beyond it can restart there.
+	 */
+	if ((cursor->list == entry->list_number + 1) && (entry->offset < cursor->offset)) {
+		cursor->key = previous;
+		cursor->offset = entry->offset;
 	}
+	return DD_SUCCESS;
+}
+
+/* What uds_purge_delta_list() keeps track of as it goes. */
+struct purge {
+	struct uds_delta_zone *zone;
+	uint64_t start;
+	/* Where the next entry is read, and where the next kept entry is written. */
+	uint32_t read;
+	uint32_t write;
+	/* The deltas of the entries removed since the last entry kept. */
+	uint32_t pending;
+	uint32_t removed;
+	uint32_t collisions_removed;
+};
+
+/*
+ * Write the kept entry read at purge->read (@bits long, @delta from the entry before it) at
+ * purge->write, after removals: its delta grows by the removed entries' deltas, and a collision
+ * entry whose default entry went becomes an ordinary entry (the first entry with its key).
+ */
+static void rewrite_kept_entry(struct purge *purge, uint32_t value, uint32_t delta, uint32_t bits,
+                               bool collision)
+{
+	const struct uds_delta_coding *coding = &purge->zone->coding;
+	uint8_t *memory = purge->zone->memory;
+	uint32_t new_delta = purge->pending + delta;
+	bool keep_collision = collision && (new_delta == 0) && (purge->write > 0);
+	uint64_t code_bits = delta_code_bits(coding, new_delta);
+	uint64_t position = purge->start + purge->write;
+
+	if (collision && !keep_collision)
+		purge->collisions_removed++;
+	/* The name first: it moves down, and the code before it keeps its length. */
+	if (keep_collision)
+		move_bits(memory, purge->start + purge->read + bits - COLLISION_BITS, memory,
+		          position + coding->value_bits + code_bits, COLLISION_BITS);
+	set_field(value, memory, position, coding->value_bits);
+	encode_delta(coding, memory, position + coding->value_bits, new_delta);
+	purge->write +=
+	    (uint32_t) (coding->value_bits + code_bits) + (keep_collision ? COLLISION_BITS : 0);
+}
+
+int uds_purge_delta_list(const struct uds_delta_index *index, uint32_t list_number, uint32_t newest,
+                         uint32_t span, uint32_t *counts, uint32_t *removed_ptr,
+                         uint32_t *max_age_ptr)
+{
+	struct uds_delta_entry entry;
+	struct uds_delta_list *list;
+	const struct uds_delta_coding *coding;
+	uint32_t mask;
+	uint32_t max_age = 0;
+	struct purge purge = { 0 };
+	int result = uds_start_delta_search(index, list_number, 0, &entry);
+
+	if (result != DD_SUCCESS)
+		return result;
+	result = check_mutable_entry(&entry);
+	if (result != DD_SUCCESS)
+		return result;
+	list = entry.list;
+	coding = &entry.zone->coding;
+	mask = (uint32_t) low_bits_mask(coding->value_bits);
+	purge.zone = entry.zone;
+	purge.start = list->start;
+	while (purge.read < list->size) {
+		uint64_t position = purge.start + purge.read;
+		uint32_t value =
+		    (uint32_t) get_field(purge.zone->memory, position, coding->value_bits);
+		uint32_t age = (newest - value) & mask;
+		uint32_t delta;
+		uint32_t bits;
+		bool collision;
+
+		if ((purge.read + coding->value_bits + coding->min_bits > list->size) ||
+		    (decode_delta(coding, purge.zone->memory, position + coding->value_bits,
+		                  purge.start + list->size, &delta, &bits) != DD_SUCCESS))
+			return report_corrupt_list(&entry, "undecodable delta");
+		collision = (delta == 0) && (purge.read > 0);
+		bits += coding->value_bits + (collision ? COLLISION_BITS : 0);
+		if (purge.read + bits > list->size)
+			return report_corrupt_list(&entry, "entry runs past the end of the list");
+		if (age > span) {
+			purge.pending += delta;
+			purge.removed++;
+			purge.collisions_removed += collision ? 1 : 0;
+			if (counts != NULL)
+				counts[value]--;
+		} else {
+			if (age > max_age)
+				max_age = age;
+			if (purge.write == purge.read)
+				purge.write += bits;
+			else
+				rewrite_kept_entry(&purge, value, delta, bits, collision);
+			purge.pending = 0;
+		}
+		purge.read += bits;
+	}
+	if (purge.write < list->size) {
+		purge.zone->used_bits -= list->size - purge.write;
+		list->size = purge.write;
+		if (purge.zone->cursor.list == entry.list_number + 1)
+			clear_cursor(purge.zone);
+	}
+	purge.zone->record_count -= purge.removed;
+	purge.zone->discard_count += purge.removed;
+	purge.zone->collision_count -= purge.collisions_removed;
+	*removed_ptr = purge.removed;
+	*max_age_ptr = max_age;
 	return DD_SUCCESS;
 }
 
@@ -1103,12 +1520,11 @@ void uds_get_delta_index_stats(const struct uds_delta_index *index,
 		stats->discard_count += zone->discard_count;
 		stats->overflow_count += zone->overflow_count;
 		stats->rebalance_count += zone->rebalance_count;
+		stats->full_rebalance_count += zone->full_rebalance_count;
+		stats->rebalance_bytes += zone->rebalance_bytes;
 		stats->rebalance_time += zone->rebalance_time;
 		stats->list_count += zone->list_count;
-		if (zone->lists == NULL)
-			continue;
-		for (uint32_t i = 1; i <= zone->list_count; i++)
-			stats->used_bits += zone->lists[i].size;
+		stats->used_bits += zone->used_bits;
 	}
 }
 
@@ -1149,10 +1565,9 @@ uint32_t uds_get_delta_page_count(uint32_t entry_count, uint32_t list_count, uin
 
 size_t uds_compute_delta_save_bytes(uint32_t list_count, size_t memory_size)
 {
-	/* Every list could be non-empty and straddle one more byte than its bits need. */
-	return SAVE_HEADER_BYTES +
-	       (size_t) list_count * (sizeof(uint16_t) + SAVE_LIST_HEADER_BYTES + 1) +
-	       zone_memory_size(1, memory_size);
+	/* The lists' bits, packed, never exceed the zone's memory less its guard bytes. */
+	return SAVE_HEADER_BYTES + (size_t) list_count * sizeof(uint16_t) +
+	       zone_memory_size(1, memory_size) - GUARD_BYTES;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1401,21 +1816,35 @@ static int decode_zone_header(const uint8_t *buffer, struct saved_zone_header *h
 	return DD_SUCCESS;
 }
 
-static int save_list(const struct uds_delta_zone *zone, uint32_t i,
-                     struct dd_buffered_writer *writer)
+/* Write the bits of every list of the zone, packed, through a staging buffer. */
+static int save_list_bits(const struct uds_delta_zone *zone, struct dd_buffered_writer *writer)
 {
-	const struct uds_delta_list *list = &zone->lists[i + 1];
-	uint8_t header[SAVE_LIST_HEADER_BYTES];
-	int result;
+	uint8_t *buffer;
+	uint64_t bits = 0;
+	int result = dd_allocate(SAVE_BUFFER_BYTES, "delta save buffer", &buffer);
 
-	dd_put_le32(header, zone->first_list + i);
-	header[4] = (uint8_t) (list->start % BITS_PER_BYTE);
-	dd_put_le16(header + 5, (uint16_t) list_byte_size(list));
-	result = dd_write_to_buffered_writer(writer, header, sizeof(header));
-	if (result != DD_SUCCESS)
-		return result;
-	return dd_write_to_buffered_writer(writer, zone->memory + list_byte_start(list),
-	                                   list_byte_size(list));
+	for (uint32_t i = 1; (i <= zone->list_count) && (result == DD_SUCCESS); i++) {
+		const struct uds_delta_list *list = &zone->lists[i];
+		size_t whole;
+
+		move_bits(zone->memory, list->start, buffer, bits, list->size);
+		bits += list->size;
+		whole = bits / BITS_PER_BYTE;
+		if (whole < SAVE_CHUNK_BYTES)
+			continue;
+		result = dd_write_to_buffered_writer(writer, buffer, whole);
+		buffer[0] = buffer[whole];
+		bits %= BITS_PER_BYTE;
+	}
+	if ((result == DD_SUCCESS) && (bits > 0)) {
+		if (bits % BITS_PER_BYTE != 0)
+			buffer[bits / BITS_PER_BYTE] &=
+			    (uint8_t) low_bits_mask(bits % BITS_PER_BYTE);
+		result = dd_write_to_buffered_writer(writer, buffer,
+		                                     (bits + BITS_PER_BYTE - 1) / BITS_PER_BYTE);
+	}
+	dd_free(buffer);
+	return result;
 }
 
 int uds_save_delta_zone(const struct uds_delta_index *index, unsigned int zone_number,
@@ -1444,10 +1873,8 @@ int uds_save_delta_zone(const struct uds_delta_index *index, unsigned int zone_n
 		dd_put_le16(size, zone->lists[i + 1].size);
 		result = dd_write_to_buffered_writer(writer, size, sizeof(size));
 	}
-	for (uint32_t i = 0; (i < zone->list_count) && (result == DD_SUCCESS); i++) {
-		if (zone->lists[i + 1].size > 0)
-			result = save_list(zone, i, writer);
-	}
+	if (result == DD_SUCCESS)
+		result = save_list_bits(zone, writer);
 	if (result != DD_SUCCESS)
 		return dd_log_warning_strerror(result, "cannot save delta index zone %u",
 		                               zone_number);
@@ -1460,11 +1887,12 @@ struct restore {
 	struct dd_buffered_reader **readers;
 	unsigned int reader_count;
 	struct saved_zone_header headers[UDS_DELTA_MAX_ZONES];
-	/* Lists with data still to read, per reader. */
-	uint32_t pending[UDS_DELTA_MAX_ZONES];
-	/* Lists already restored (by index-wide number). */
-	uint8_t *restored;
+	/* Bits of packed list data in each saved zone. */
+	uint64_t saved_bits[UDS_DELTA_MAX_ZONES];
+	/* Staging for the packed bits being read: bytes held, and the next bit to use. */
 	uint8_t *buffer;
+	size_t buffer_bytes;
+	uint64_t buffer_bit;
 };
 
 static struct uds_delta_list *find_list(struct uds_delta_index *index, uint32_t list_number,
@@ -1532,7 +1960,7 @@ static int read_list_sizes(struct restore *restore)
 	for (unsigned int z = 0; z < restore->reader_count; z++) {
 		const struct saved_zone_header *header = &restore->headers[z];
 
-		restore->pending[z] = 0;
+		restore->saved_bits[z] = 0;
 		for (uint32_t i = 0; i < header->list_count; i++) {
 			struct uds_delta_zone *zone;
 			uint8_t size[sizeof(uint16_t)];
@@ -1543,8 +1971,8 @@ static int read_list_sizes(struct restore *restore)
 				return result;
 			find_list(restore->index, header->first_list + i, &zone)->size =
 			    dd_get_le16(size);
-			if (dd_get_le16(size) > 0)
-				restore->pending[z]++;
+			zone->used_bits += dd_get_le16(size);
+			restore->saved_bits[z] += dd_get_le16(size);
 		}
 	}
 	return DD_SUCCESS;
@@ -1555,53 +1983,71 @@ static int lay_out_zones(struct uds_delta_index *index)
 {
 	for (unsigned int z = 0; z < index->zone_count; z++) {
 		struct uds_delta_zone *zone = &index->zones[z];
-		int result;
 
 		for (uint32_t i = 1; i <= zone->list_count; i++)
 			zone->lists[i].start = 0;
-		result = compute_new_offsets(zone, 0, 0);
-
-		if (result != DD_SUCCESS)
+		if (!lay_out_zone(zone, false))
 			return dd_log_warning_strerror(DD_OVERFLOW,
 			                               "saved delta lists do not fit zone %u", z);
-		for (uint32_t i = 1; i <= zone->list_count; i++)
-			zone->lists[i].start = zone->new_offsets[i];
 	}
 	return DD_SUCCESS;
 }
 
-static int read_list(struct restore *restore, unsigned int z)
+/*
+ * Make the staging buffer hold the next @bits bits of saved zone @z, reading more of the
+ * stream (at most @remaining bytes of it are list data) when needed.
+ */
+static int stage_bits(struct restore *restore, unsigned int z, uint64_t bits, uint64_t *remaining)
 {
-	const struct saved_zone_header *header = &restore->headers[z];
-	uint8_t framing[SAVE_LIST_HEADER_BYTES];
-	struct uds_delta_zone *zone;
-	struct uds_delta_list *list;
-	uint32_t list_number;
-	uint16_t byte_count;
-	uint8_t bit_offset;
+	size_t keep;
+	size_t more;
 	int result;
 
-	result = dd_read_from_buffered_reader(restore->readers[z], framing, sizeof(framing));
+	if ((restore->buffer_bit + bits + BITS_PER_BYTE - 1) / BITS_PER_BYTE <=
+	    restore->buffer_bytes)
+		return DD_SUCCESS;
+	keep = restore->buffer_bytes - restore->buffer_bit / BITS_PER_BYTE;
+	memmove(restore->buffer, restore->buffer + restore->buffer_bit / BITS_PER_BYTE, keep);
+	restore->buffer_bit %= BITS_PER_BYTE;
+	more = SAVE_BUFFER_BYTES - keep;
+	if (more > *remaining)
+		more = (size_t) *remaining;
+	result = dd_read_from_buffered_reader(restore->readers[z], restore->buffer + keep, more);
 	if (result != DD_SUCCESS)
 		return result;
-	list_number = dd_get_le32(framing);
-	bit_offset = framing[4];
-	byte_count = dd_get_le16(framing + 5);
-	if ((list_number < header->first_list) ||
-	    (list_number - header->first_list >= header->list_count) ||
-	    restore->restored[list_number])
-		return dd_log_warning_strerror(
-		    DD_CORRUPT_DATA, "saved delta zone %u has unexpected list %u", z, list_number);
-	list = find_list(restore->index, list_number, &zone);
-	if ((list->size == 0) || (bit_offset >= BITS_PER_BYTE) ||
-	    (byte_count != (bit_offset + list->size + BITS_PER_BYTE - 1) / BITS_PER_BYTE))
+	restore->buffer_bytes = keep + more;
+	*remaining -= more;
+	return DD_SUCCESS;
+}
+
+/* Read the packed bits of the lists of saved zone @z into their places. */
+static int read_list_bits(struct restore *restore, unsigned int z)
+{
+	const struct saved_zone_header *header = &restore->headers[z];
+	uint64_t remaining = (restore->saved_bits[z] + BITS_PER_BYTE - 1) / BITS_PER_BYTE;
+	uint64_t tail;
+
+	restore->buffer_bytes = 0;
+	restore->buffer_bit = 0;
+	for (uint32_t i = 0; i < header->list_count; i++) {
+		struct uds_delta_zone *zone;
+		struct uds_delta_list *list =
+		    find_list(restore->index, header->first_list + i, &zone);
+		int result;
+
+		if (list->size == 0)
+			continue;
+		result = stage_bits(restore, z, list->size, &remaining);
+		if (result != DD_SUCCESS)
+			return result;
+		move_bits(restore->buffer, restore->buffer_bit, zone->memory, list->start,
+		          list->size);
+		restore->buffer_bit += list->size;
+	}
+	tail = restore->buffer_bit % BITS_PER_BYTE;
+	if ((tail != 0) && ((restore->buffer[restore->buffer_bit / BITS_PER_BYTE] >> tail) != 0))
 		return dd_log_warning_strerror(DD_CORRUPT_DATA,
-		                               "saved delta list %u has a bad size", list_number);
-	result = dd_read_from_buffered_reader(restore->readers[z], restore->buffer, byte_count);
-	if (result != DD_SUCCESS)
-		return result;
-	move_bits(restore->buffer, bit_offset, zone->memory, list->start, list->size);
-	restore->restored[list_number] = 1;
+		                               "saved delta zone %u has bad padding", z);
 	return DD_SUCCESS;
 }
 
@@ -1660,12 +2106,8 @@ static int restore_lists(struct restore *restore)
 	result = read_list_sizes(restore);
 	if (result == DD_SUCCESS)
 		result = lay_out_zones(restore->index);
-	for (unsigned int z = 0; (z < restore->reader_count) && (result == DD_SUCCESS); z++) {
-		while ((restore->pending[z] > 0) && (result == DD_SUCCESS)) {
-			result = read_list(restore, z);
-			restore->pending[z]--;
-		}
-	}
+	for (unsigned int z = 0; (z < restore->reader_count) && (result == DD_SUCCESS); z++)
+		result = read_list_bits(restore, z);
 	if (result == DD_SUCCESS)
 		result = verify_restored_index(restore);
 	return result;
@@ -1686,9 +2128,8 @@ int uds_restore_delta_index(struct uds_delta_index *index, struct dd_buffered_re
 	restore->index = index;
 	restore->readers = readers;
 	restore->reader_count = reader_count;
-	result = dd_allocate(index->list_count, "restored lists", &restore->restored);
-	if (result == DD_SUCCESS)
-		result = dd_allocate(LIST_BUFFER_BYTES, "delta list buffer", &restore->buffer);
+	result =
+	    dd_allocate(SAVE_BUFFER_BYTES + GUARD_BYTES, "delta restore buffer", &restore->buffer);
 	if (result == DD_SUCCESS)
 		result = restore_lists(restore);
 	if (result != DD_SUCCESS) {
@@ -1696,7 +2137,6 @@ int uds_restore_delta_index(struct uds_delta_index *index, struct dd_buffered_re
 		for (unsigned int z = 0; z < index->zone_count; z++)
 			index->zones[z].discard_count = 0;
 	}
-	dd_free(restore->restored);
 	dd_free(restore->buffer);
 	dd_free(restore);
 	return result;

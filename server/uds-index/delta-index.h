@@ -46,16 +46,16 @@ enum {
 	UDS_DELTA_PAGE_MAX_BYTES = 64 * 1024,
 };
 
-/* Where one delta list lives in its zone's memory, and where the last search ended in it. */
+/*
+ * Where one delta list lives in its zone's memory: 8 bytes a list. 48 bits of bit offset reach
+ * 32 TiB of zone memory (uds_make_delta_index() refuses larger zones); a list holds at most
+ * UDS_DELTA_LIST_MAX_BITS bits.
+ */
 struct uds_delta_list {
 	/* Bit offset of the first bit of the list in the zone's memory. */
-	uint64_t start;
+	uint64_t start : 48;
 	/* Length of the list in bits. */
-	uint16_t size;
-	/* Bit offset (within the list) of the entry where the last search stopped. */
-	uint16_t save_offset;
-	/* The key of the entry just before save_offset (the starting key for decoding there). */
-	uint32_t save_key;
+	uint64_t size : 16;
 };
 
 /* The Huffman code for deltas, derived from the mean delta; see compute_coding(). */
@@ -70,16 +70,32 @@ struct uds_delta_coding {
 	uint32_t incr_keys;
 };
 
+/*
+ * Where the last search of a zone stopped: a later search of the same list for a larger key
+ * starts there instead of at the head of the list. One per zone, so that sorted sequential
+ * access (a rebuild, a flush walk) stays cheap without a saved position in every list header.
+ */
+struct uds_delta_cursor {
+	/* The list (1-based zone list index); 0 when the cursor is not set. */
+	uint32_t list;
+	/* Bit offset (within the list) of the entry where the search stopped. */
+	uint32_t offset;
+	/* The key of the entry just before that offset (the starting key for decoding there). */
+	uint32_t key;
+};
+
 /* One zone of a delta index: a range of lists in one block of memory, owned by one thread. */
 struct uds_delta_zone {
 	/* The list memory; the last GUARD_BYTES bytes are the all-ones tail guard. */
 	uint8_t *memory;
 	/* Headers of lists 1..list_count, with guard lists at 0 and list_count + 1. */
 	struct uds_delta_list *lists;
-	/* Scratch array for computing new list positions while rebalancing. */
-	uint64_t *new_offsets;
 	/* Size of memory in bytes. */
 	size_t size;
+	/* Bits of list data in the zone (the sum of the list sizes). */
+	uint64_t used_bits;
+	/* The search cursor. */
+	struct uds_delta_cursor cursor;
 	/* The delta code. */
 	struct uds_delta_coding coding;
 	/* The index-wide number of this zone's first list. */
@@ -91,7 +107,10 @@ struct uds_delta_zone {
 	uint64_t collision_count;
 	uint64_t discard_count;
 	uint64_t overflow_count;
+	/* Rebalances, of a neighbourhood of lists or of the whole zone, and their cost. */
 	uint64_t rebalance_count;
+	uint64_t full_rebalance_count;
+	uint64_t rebalance_bytes;
 	dd_ktime_t rebalance_time;
 	/* Tag identifying the index in saved streams. */
 	uint8_t tag;
@@ -174,6 +193,9 @@ struct uds_delta_index_stats {
 	uint64_t discard_count;
 	uint64_t overflow_count;
 	uint64_t rebalance_count;
+	uint64_t full_rebalance_count;
+	/* Bytes of list data moved by rebalances. */
+	uint64_t rebalance_bytes;
 	dd_ktime_t rebalance_time;
 	uint32_t list_count;
 	/* Bits of list data in use (entries only, without list headers or free space). */
@@ -226,12 +248,26 @@ int DD_MUST_CHECK uds_start_delta_search(const struct uds_delta_index *index, ui
 int DD_MUST_CHECK uds_next_delta_entry(struct uds_delta_entry *entry);
 
 /**
- * uds_remember_delta_offset() - Make later searches of @entry's list for larger keys start at
- * @entry instead of at the beginning of the list.
+ * uds_remember_delta_offset() - Point the zone's cursor at @entry, so that later searches of
+ * its list for larger keys start at @entry instead of at the beginning of the list (until a
+ * search of another list of the zone moves the cursor).
  *
  * Return: DD_SUCCESS, or DD_BAD_STATE for a collision entry or an immutable page.
  */
 int DD_MUST_CHECK uds_remember_delta_offset(const struct uds_delta_entry *entry);
+
+/**
+ * uds_prefetch_delta_list() - Start loading what a search of a list will read.
+ * @index: the index (mutable).
+ * @list_number: the list.
+ * @stage: 0 prefetches the list's header; 1 (called later, once the header is likely cached)
+ *         reads the header and prefetches the first cache lines of the list's bits.
+ *
+ * Only a hint: it changes nothing and never faults. Call it from the zone's thread only (stage
+ * 1 reads a header that the zone's thread may be changing).
+ */
+void uds_prefetch_delta_list(const struct uds_delta_index *index, uint32_t list_number,
+                             unsigned int stage);
 
 /**
  * uds_get_delta_entry() - Find the entry for @key (and @name, among collisions) in a list.
@@ -289,6 +325,30 @@ int DD_MUST_CHECK uds_put_delta_entry(struct uds_delta_entry *entry, uint32_t ke
  * Return: DD_SUCCESS, DD_BAD_STATE or DD_CORRUPT_DATA.
  */
 int DD_MUST_CHECK uds_remove_delta_entry(struct uds_delta_entry *entry);
+
+/**
+ * uds_purge_delta_list() - Remove, in one pass over a list of a mutable index, every entry
+ * whose value lies outside a circular range: those with ((@newest - value) mod 2^value_bits) >
+ * @span.
+ * @index: the index.
+ * @list_number: the list.
+ * @newest: the newest value of the range.
+ * @span: how far below @newest (circularly) values are kept.
+ * @counts: if not NULL, counts[value] is decremented for each entry removed.
+ * @removed_ptr: receives how many entries were removed.
+ * @max_age_ptr: receives the largest (@newest - value) mod 2^value_bits kept (0 if none).
+ *
+ * The entries kept are compacted towards the start of the list, each removal's delta added to
+ * the next entry kept; a collision entry whose key's first entry went becomes the first entry
+ * (its name is dropped), as with uds_remove_delta_entry(). Much cheaper than removing entries
+ * one by one while walking the list. Removed entries count as discards.
+ *
+ * Return: DD_SUCCESS, DD_INVALID_ARGUMENT, DD_BAD_STATE for an immutable page, or
+ * DD_CORRUPT_DATA.
+ */
+int DD_MUST_CHECK uds_purge_delta_list(const struct uds_delta_index *index, uint32_t list_number,
+                                       uint32_t newest, uint32_t span, uint32_t *counts,
+                                       uint32_t *removed_ptr, uint32_t *max_age_ptr);
 
 /** uds_get_delta_index_stats() - Sum the counters of all zones into @stats. */
 void uds_get_delta_index_stats(const struct uds_delta_index *index,

@@ -65,9 +65,6 @@ enum {
 	UDS_CHAPTER_RECORDS_PER_LIST = 64,
 	UDS_CHAPTER_MEAN_DELTA = 128,
 	UDS_SPARSE_CHAPTER_MEAN_DELTA = 1 << 16,
-	/* Volume index: records per delta list and mean delta. */
-	UDS_VOLUME_RECORDS_PER_LIST = 256,
-	UDS_VOLUME_MEAN_DELTA = 4096,
 	/* Smallest and largest memory size, in MB. */
 	UDS_MIN_MEMORY_MB = 256,
 	UDS_MAX_MEMORY_MB = 1024 * 1024,

@@ -10,13 +10,26 @@
  *
  * Shape of a sub-index. It is sized for E entries (records_per_volume for a dense index;
  * records_per_volume / 32 hooks; dense_chapters * records_per_chapter * 31 / 32 other names).
- * It has L = max(E / UDS_VOLUME_RECORDS_PER_LIST, MIN_LIST_COUNT) delta lists. L never depends
- * on the zone count, so a save loads into any zone count, and MIN_LIST_COUNT (= UDS_MAX_ZONES^2)
- * lists split among any zone count up to UDS_MAX_ZONES without leaving a zone empty. A list
- * covers 2^a addresses, a being the bits needed for UDS_VOLUME_MEAN_DELTA * (E / L): 20 bits for
- * every standard geometry. The delta code is built for the true mean gap 2^a * L / E, which is
- * UDS_VOLUME_MEAN_DELTA (4096) for the standard geometries and only differs for tiny ones.
- * From name bytes 0-7 (a big-endian u64, b): key = b & (2^a - 1), list = (b >> a) % L.
+ * It has L = max(E / RECORDS_PER_LIST, MIN_LIST_COUNT) delta lists. L never depends on the zone
+ * count, so a save loads into any zone count, and MIN_LIST_COUNT (= UDS_MAX_ZONES^2) lists split
+ * among any zone count up to UDS_MAX_ZONES without leaving a zone empty. A list covers 2^a
+ * addresses, a being the bits needed for MEAN_DELTA * (E / L): 16 bits for every standard
+ * geometry. The delta code is built for the true mean gap 2^a * L / E, which is MEAN_DELTA
+ * (512) for the standard geometries and only differs for tiny ones. From name bytes 0-7 (a
+ * big-endian u64, b): key = b & (2^a - 1), list = (b >> a) % L.
+ *
+ * Why 128 entries a list and a mean delta of 512 (UDS uses about 256 and 4096; figures from
+ * bench/volume-index-bench at 0.25 GB, 67.2M records):
+ *  - A search decodes half a list on average, so halving the list halves the work of a search
+ *    and of an insert's move of bits. The cost is per-list memory: an 8-byte list header and a
+ *    2-byte flush chapter, 10 bytes per 128 entries = 0.63 bits an entry.
+ *  - Each halving of the mean delta saves one bit an entry (the Huffman code averages
+ *    min_bits + 1.47 bits: 10.47 at 512 against 13.47 at 4096), but one name in mean_delta then
+ *    shares its address with an existing entry: that name costs a collision entry (a whole
+ *    16-byte name, 0.29 bits an entry at 512) and, in the engine, a needless chapter lookup for
+ *    0.2% of new names (0.1% at 1024, 0.025% at 4096). At 1024 the index needs about 24.1 bits
+ *    an entry in all, 203 MB, too much for the 3.4 bytes per record the whole process is
+ *    allowed; at 512 it needs about 23.1 bits, 194 MB.
  *
  * Zones. The delta index gives each zone a contiguous range of lists; the zone of a name is the
  * zone of its list in its own sub-index. Since a name is only ever in one sub-index, that is well
@@ -34,22 +47,29 @@
  * (1024 for 1024 chapters), plenty of time to be purged; one that lingers longer aliases to a
  * live chapter, which is harmless, the index being a hint.
  *
- * Expiry is lazy, as in UDS. Each list remembers (in 32 bits) the oldest chapter it may hold. A
- * search of a list whose oldest chapter expired more than window / FLUSH_DELAY_DIVISOR chapters
- * ago (16 for 1024 chapters; no delay while the zone is short of memory) walks the whole list,
- * removes every expired entry and notes the oldest chapter left; any other search goes straight
- * to its key with the delta index's fast search. Either way the entries with the key searched
- * for (and expired ones just after them) are checked and expired ones removed, so a search never
- * returns an expired entry. The delay trades a little memory (expired entries wait about ten
- * chapters longer: about 1% of a full index is expired entries instead of 0.3%) for a quarter
- * less search time when every name is new. A read-only lookup removes nothing.
+ * Expiry is lazy, as in UDS. Each list remembers (in 16 bits; see needs_flush()) the oldest
+ * chapter it may hold. A search of a list whose oldest chapter expired more than window /
+ * FLUSH_DELAY_DIVISOR chapters ago (16 for 1024 chapters; no delay while the zone is short of
+ * memory) first purges the list: one pass of the delta index (uds_purge_delta_list()) removes
+ * every expired entry and reports the oldest chapter left; any search then goes to its key with
+ * the delta index's fast search. Either way the entries with the key searched for (and expired
+ * ones just after them) are checked and expired ones removed, so a search never returns an
+ * expired entry. The delay trades a little memory (expired entries wait about ten chapters
+ * longer: under 1% of a full index is expired entries) for less search time when every name is
+ * new: with 128 entries a list, a list is searched about every 8 chapters and purged about
+ * every third search. A read-only lookup removes nothing.
  *
- * Early flush. Memory is sized for a full window plus SLACK_PERCENT (and one byte per list). Each
- * zone counts its entries per chapter value. When a zone opens a chapter with its lists using
- * more than the flush threshold (its capacity less the larger of 1/FLUSH_RESERVE_DIVISOR of it
- * and one chapter's expected bits), and its live entries alone (those of its window, at the
- * zone's average bits per entry) would too, its oldest chapter is raised until they would use a
- * chapter's worth less than the threshold. Expired entries not yet purged are not counted, so
+ * Early flush. Memory is sized for a full window (ordinary entries by the delta code's
+ * estimate, plus one collision entry in mean_delta) plus SLACK_PERCENT, and one byte per list.
+ * The slack holds the expired entries not yet purged (about 1%) and the gaps between lists
+ * (the delta index rebalances a neighbourhood of lists at a time, so small gaps cost little):
+ * a 0.25 GB index filled past its window uses about 97.5% of its list memory with 2% slack,
+ * which leaves the early flush threshold (99.6%) well clear. Each zone counts its entries per
+ * chapter value. When a zone opens a chapter with its lists using more than the flush
+ * threshold (its capacity less the larger of 1/FLUSH_RESERVE_DIVISOR of it and one chapter's
+ * expected bits), and its live entries alone (those of its window, at the zone's average bits
+ * per entry) would too, its oldest chapter is raised until they would use a chapter's worth
+ * less than the threshold. Expired entries not yet purged are not counted, so
  * the raise does not run away while purging catches up. A zone's oldest chapter only moves
  * forward (unless the zone is sent back to an older chapter). early_flushes counts chapters
  * expired early.
@@ -78,10 +98,21 @@
 enum {
 	/* Fewest delta lists: enough for any zone count up to UDS_MAX_ZONES. */
 	MIN_LIST_COUNT = UDS_MAX_ZONES * UDS_MAX_ZONES,
+	/* Entries per delta list of a full sub-index (see the top of this file). */
+	RECORDS_PER_LIST = 128,
+	/* Mean distance between the keys of a list when full (see the top of this file). */
+	MEAN_DELTA = 512,
+	/* Bits of a collision entry beyond an ordinary entry's value and shortest code. */
+	COLLISION_NAME_BITS = 8 * DD_RECORD_NAME_SIZE,
+	/*
+	 * A flush chapter is kept in 16 bits, in units of 2^shift chapters, with the shift the
+	 * least that makes a full window at most this many units.
+	 */
+	FLUSH_WINDOW_UNITS = 2048,
 	/* Chapter values cover the window plus max(window / this, 2) expired chapters. */
 	INVALID_CHAPTER_DIVISOR = 256,
 	/* Free space added to the expected size of a full sub-index, in percent. */
-	SLACK_PERCENT = 3,
+	SLACK_PERCENT = 2,
 	/* A list is byte aligned when packed: allowance per list, in bytes. */
 	LIST_ROUNDING_BYTES = 1,
 	/* The delta index rounds each zone's memory up to this (DELTA ZONE_ALLOCATION_UNIT). */
@@ -89,7 +120,7 @@ enum {
 	/* The delta index keeps this many guard bytes at the end of a zone's memory. */
 	DELTA_GUARD_BYTES = 7,
 	/* The early flush threshold leaves at least 1/this of a zone free. */
-	FLUSH_RESERVE_DIVISOR = 128,
+	FLUSH_RESERVE_DIVISOR = 256,
 	/* A list is flushed once its oldest chapter expired window / this chapters ago. */
 	FLUSH_DELAY_DIVISOR = 64,
 	/* The sub-indexes, and the tags of their delta indexes. */
@@ -110,7 +141,8 @@ enum {
  */
 enum {
 	SAVE_MAGIC_BYTES = 4,
-	SAVE_VERSION = 1,
+	/* 2: the delta index's zone saves became version 2 (packed lists). */
+	SAVE_VERSION = 2,
 	SAVE_HEADER_BYTES = SAVE_MAGIC_BYTES + 5 * 4,
 	SAVE_SUB_INDEX_BYTES = 2 * 4 + 5 * 8,
 	SAVE_MAX_BYTES = SAVE_HEADER_BYTES + MAX_SUB_INDEXES * SAVE_SUB_INDEX_BYTES,
@@ -149,8 +181,9 @@ struct sub_index_params {
 struct uds_volume_sub_index {
 	struct uds_delta_index *delta_index;
 	struct sub_index_zone *zones;
-	/* Per list, the low 32 bits of the oldest chapter the list may hold. */
-	uint32_t *flush_chapters;
+	/* Per list, the oldest chapter it may hold, in 2^flush_shift chapter units, mod 2^16. */
+	uint16_t *flush_chapters;
+	uint32_t flush_shift;
 	/* Chapters a list's oldest chapter may have been expired before the list is flushed. */
 	uint32_t flush_delay;
 	/* The chapter counts of all the zones. */
@@ -230,15 +263,19 @@ static void compute_sub_index_params(uint64_t entries, uint32_t chapter_count, u
 	params->chapter_count = chapter_count;
 	params->payload_bits = bits_for((uint64_t) chapter_count - 1 +
 	                                max_u64(chapter_count / INVALID_CHAPTER_DIVISOR, 2));
-	params->list_count =
-	    (uint32_t) max_u64(entries / UDS_VOLUME_RECORDS_PER_LIST, MIN_LIST_COUNT);
+	params->list_count = (uint32_t) max_u64(entries / RECORDS_PER_LIST, MIN_LIST_COUNT);
 	records_per_list = max_u64(entries / params->list_count, 1);
-	params->address_bits = bits_for(UDS_VOLUME_MEAN_DELTA * records_per_list - 1);
+	params->address_bits = bits_for(MEAN_DELTA * records_per_list - 1);
 	addresses = 1ULL << params->address_bits;
 	params->mean_delta =
 	    (uint32_t) max_u64((addresses * params->list_count + entries / 2) / entries, 1);
+	/* One entry in mean_delta is a collision entry, with a whole name. */
 	params->list_bits =
-	    uds_compute_delta_index_bits(entries, params->mean_delta, params->payload_bits);
+	    uds_compute_delta_index_bits(entries, params->mean_delta, params->payload_bits) +
+	    entries *
+	        (COLLISION_NAME_BITS + params->payload_bits +
+	         uds_get_delta_min_bits(params->mean_delta)) /
+	        params->mean_delta;
 	params->memory_size = (size_t) ((params->list_bits * (100 + SLACK_PERCENT) / 100 + 7) / 8) +
 	                      (size_t) params->list_count * LIST_ROUNDING_BYTES;
 	params->tag = tag;
@@ -274,15 +311,14 @@ static size_t compute_delta_memory(const struct sub_index_params *params, unsign
 
 	return sizeof(struct uds_delta_index) +
 	       zone_count * (sizeof(struct uds_delta_zone) + zone_size) +
-	       ((size_t) params->list_count + 2 * zone_count) *
-	           (sizeof(struct uds_delta_list) + sizeof(uint64_t));
+	       ((size_t) params->list_count + 2 * zone_count) * sizeof(struct uds_delta_list);
 }
 
 /* The bytes of a sub-index's own arrays: zones, flush chapters and chapter counts. */
 static size_t compute_bookkeeping_memory(const struct sub_index_params *params,
                                          unsigned int zone_count)
 {
-	return zone_count * sizeof(struct sub_index_zone) + params->list_count * sizeof(uint32_t) +
+	return zone_count * sizeof(struct sub_index_zone) + params->list_count * sizeof(uint16_t) +
 	       ((size_t) zone_count << params->payload_bits) * sizeof(uint32_t);
 }
 
@@ -350,6 +386,9 @@ static int make_sub_index(const struct sub_index_params *params, unsigned int zo
 
 	sub_index->chapter_count = params->chapter_count;
 	sub_index->flush_delay = params->chapter_count / FLUSH_DELAY_DIVISOR;
+	sub_index->flush_shift = 0;
+	while ((params->chapter_count >> sub_index->flush_shift) > FLUSH_WINDOW_UNITS)
+		sub_index->flush_shift++;
 	sub_index->chapter_mask = (uint32_t) ((1ULL << params->payload_bits) - 1);
 	sub_index->list_count = params->list_count;
 	sub_index->address_bits = params->address_bits;
@@ -360,7 +399,7 @@ static int make_sub_index(const struct sub_index_params *params, unsigned int zo
 	                             &sub_index->zones);
 	if (result != DD_SUCCESS)
 		return result;
-	result = DD_ALLOCATE(params->list_count, uint32_t, "volume index flush chapters",
+	result = DD_ALLOCATE(params->list_count, uint16_t, "volume index flush chapters",
 	                     &sub_index->flush_chapters);
 	if (result != DD_SUCCESS)
 		return result;
@@ -454,6 +493,18 @@ static uint32_t get_key(const struct uds_volume_sub_index *sub_index,
 	return (uint32_t) dd_record_name_volume_index_bits(name) & sub_index->address_mask;
 }
 
+uint32_t uds_get_volume_index_order(const struct uds_volume_index *index,
+                                    const struct dd_record_name *name)
+{
+	const struct uds_volume_sub_index *sub_index =
+	    &index->sub_indexes[sub_index_of(index, name)];
+	uint32_t bits = sub_index->address_bits + bits_for(sub_index->list_count - 1);
+	uint64_t order = ((uint64_t) get_list_number(sub_index, name) << sub_index->address_bits) |
+	                 get_key(sub_index, name);
+
+	return (uint32_t) ((bits > 32) ? order >> (bits - 32) : order);
+}
+
 unsigned int uds_get_volume_index_zone(const struct uds_volume_index *index,
                                        const struct dd_record_name *name)
 {
@@ -486,23 +537,35 @@ static bool is_in_window(const struct sub_index_zone *zone, uint64_t chapter)
 	return (chapter >= zone->oldest) && (chapter <= zone->newest);
 }
 
+/* A chapter in the units of the flush chapters. */
+static inline uint16_t flush_units(const struct uds_volume_sub_index *sub_index, uint64_t chapter)
+{
+	return (uint16_t) (chapter >> sub_index->flush_shift);
+}
+
 /*
- * Whether list @list_number may hold entries older than the zone's oldest chapter. Flush
- * chapters are kept as the low 32 bits of a chapter and compared modulo 2^32.
+ * Whether list @list_number may hold entries older than the zone's oldest chapter (less the
+ * flush delay). Flush chapters are compared modulo 2^16 units: a window is at most
+ * FLUSH_WINDOW_UNITS units, and a list is searched many times a window, so the difference never
+ * wraps in practice; were it to, a list would only be flushed late, which costs memory, not
+ * correctness (every search checks the entries of its own key).
  */
 static bool needs_flush(const struct uds_volume_sub_index *sub_index, uint32_t list_number,
                         const struct sub_index_zone *zone)
 {
-	return (int32_t) (sub_index->flush_chapters[list_number] + zone->flush_delay -
-	                  (uint32_t) zone->oldest) < 0;
+	return (int16_t) (uint16_t) (sub_index->flush_chapters[list_number] +
+	                             (zone->flush_delay >> sub_index->flush_shift) -
+	                             flush_units(sub_index, zone->oldest)) < 0;
 }
 
 /* Note that list @list_number may now hold an entry of @chapter. */
 static void note_chapter(struct uds_volume_sub_index *sub_index, uint32_t list_number,
                          uint64_t chapter)
 {
-	if ((int32_t) ((uint32_t) chapter - sub_index->flush_chapters[list_number]) < 0)
-		sub_index->flush_chapters[list_number] = (uint32_t) chapter;
+	uint16_t units = flush_units(sub_index, chapter);
+
+	if ((int16_t) (uint16_t) (units - sub_index->flush_chapters[list_number]) < 0)
+		sub_index->flush_chapters[list_number] = units;
 }
 
 /* Make every list of a zone be flushed at its next search (after a load or a jump back). */
@@ -510,20 +573,10 @@ static void reset_flush_chapters(struct uds_volume_sub_index *sub_index, unsigne
 {
 	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
 	uint64_t oldest = sub_index->zones[zone_number].oldest;
-	uint32_t flush = (oldest > 0) ? (uint32_t) (oldest - 1) : 0;
+	uint16_t flush = flush_units(sub_index, (oldest > 0) ? oldest - 1 : 0);
 
 	for (uint32_t i = 0; i < delta_zone->list_count; i++)
 		sub_index->flush_chapters[delta_zone->first_list + i] = flush;
-}
-
-/* The bits of list data a zone of a delta index holds. */
-static uint64_t get_zone_used_bits(const struct uds_delta_zone *zone)
-{
-	uint64_t bits = 0;
-
-	for (uint32_t i = 1; i <= zone->list_count; i++)
-		bits += zone->lists[i].size;
-	return bits;
 }
 
 /* The used bits above which a zone expires chapters early when it opens a chapter. */
@@ -559,7 +612,7 @@ static void expire_chapters_early(struct uds_volume_sub_index *sub_index, unsign
 {
 	struct sub_index_zone *zone = &sub_index->zones[zone_number];
 	const struct uds_delta_zone *delta_zone = &sub_index->delta_index->zones[zone_number];
-	uint64_t used = get_zone_used_bits(delta_zone);
+	uint64_t used = delta_zone->used_bits;
 	uint64_t threshold = get_flush_threshold(sub_index, delta_zone);
 	uint64_t first = zone->oldest;
 	uint64_t scaled_bits;
@@ -620,6 +673,18 @@ void uds_set_volume_index_open_chapter(struct uds_volume_index *index, uint64_t 
 /* Searching and changing                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
+void uds_prefetch_volume_index_name(const struct uds_volume_index *index,
+                                    const struct dd_record_name *name, unsigned int stage)
+{
+	const struct uds_volume_sub_index *sub_index =
+	    &index->sub_indexes[sub_index_of(index, name)];
+	uint32_t list_number = get_list_number(sub_index, name);
+
+	if (stage == 0)
+		__builtin_prefetch(&sub_index->flush_chapters[list_number], 0, 3);
+	uds_prefetch_delta_list(sub_index->delta_index, list_number, stage);
+}
+
 /* Remove an entry (it then refers to the next one), keeping the chapter counts. */
 static int remove_entry(struct sub_index_zone *zone, struct uds_delta_entry *entry)
 {
@@ -635,21 +700,6 @@ static int expire_entry(struct sub_index_zone *zone, struct uds_delta_entry *ent
 {
 	zone->discard_count++;
 	return remove_entry(zone, entry);
-}
-
-/*
- * Step past @entry, removing it if it has expired (it then refers to the next entry) and
- * otherwise lowering *@oldest to its chapter.
- */
-static int visit_entry(const struct uds_volume_sub_index *sub_index, struct sub_index_zone *zone,
-                       struct uds_delta_entry *entry, uint64_t *oldest)
-{
-	uint64_t chapter;
-
-	if (!decode_chapter(sub_index, zone, uds_get_delta_entry_value(entry), &chapter))
-		return expire_entry(zone, entry);
-	*oldest = min_u64(*oldest, chapter);
-	return uds_next_delta_entry(entry);
 }
 
 static bool is_collision_for(const struct uds_delta_entry *entry, const struct dd_record_name *name)
@@ -697,35 +747,6 @@ static int search_key(struct uds_volume_index_record *record, struct sub_index_z
 	return result;
 }
 
-/*
- * Search a list that may hold expired entries: walk all of it, removing them, and note the
- * oldest chapter left in it so that it is walked again only once that chapter expires.
- */
-static int flush_and_search(struct uds_volume_index_record *record, struct sub_index_zone *zone,
-                            uint32_t list_number, uint32_t key)
-{
-	struct uds_volume_sub_index *sub_index = record->sub_index;
-	uint64_t oldest = zone->newest;
-	struct uds_delta_entry entry;
-	int result = uds_start_delta_search(sub_index->delta_index, list_number, 0, &entry);
-
-	if (result == DD_SUCCESS)
-		result = uds_next_delta_entry(&entry);
-	while ((result == DD_SUCCESS) && !entry.at_end && (entry.key < key))
-		result = visit_entry(sub_index, zone, &entry, &oldest);
-	/* The first entry with a key is never a collision entry, so this cannot fail. */
-	if (result == DD_SUCCESS)
-		result = uds_remember_delta_offset(&entry);
-	if (result == DD_SUCCESS)
-		result = search_key(record, zone, key, &entry, &oldest);
-	/* Removing entries after the record's entry leaves it valid. */
-	while ((result == DD_SUCCESS) && !entry.at_end)
-		result = visit_entry(sub_index, zone, &entry, &oldest);
-	if (result == DD_SUCCESS)
-		sub_index->flush_chapters[list_number] = (uint32_t) oldest;
-	return result;
-}
-
 /* Search a list known to hold no expired entry (though the key's entries are checked anyway). */
 static int search(struct uds_volume_index_record *record, struct sub_index_zone *zone,
                   uint32_t list_number, uint32_t key)
@@ -738,6 +759,29 @@ static int search(struct uds_volume_index_record *record, struct sub_index_zone 
 	if (result == DD_SUCCESS)
 		result = search_key(record, zone, key, &entry, &oldest);
 	return result;
+}
+
+/*
+ * Search a list that may hold expired entries: purge them all in one pass, then search, and
+ * note the oldest chapter left in the list so that it is purged again only once that chapter
+ * expires.
+ */
+static int flush_and_search(struct uds_volume_index_record *record, struct sub_index_zone *zone,
+                            uint32_t list_number, uint32_t key)
+{
+	struct uds_volume_sub_index *sub_index = record->sub_index;
+	uint32_t removed;
+	uint32_t max_age;
+	int result = uds_purge_delta_list(sub_index->delta_index, list_number,
+	                                  (uint32_t) (zone->newest & sub_index->chapter_mask),
+	                                  (uint32_t) (zone->newest - zone->oldest),
+	                                  zone->chapter_counts, &removed, &max_age);
+
+	if (result != DD_SUCCESS)
+		return result;
+	zone->discard_count += removed;
+	sub_index->flush_chapters[list_number] = flush_units(sub_index, zone->newest - max_age);
+	return search(record, zone, list_number, key);
 }
 
 int uds_get_volume_index_record(struct uds_volume_index *index, const struct dd_record_name *name,
@@ -904,6 +948,11 @@ void uds_get_volume_index_stats(const struct uds_volume_index *index,
 		stats->rebalance_count += delta_stats.rebalance_count;
 		stats->rebalance_time += delta_stats.rebalance_time;
 		stats->list_count += delta_stats.list_count;
+		stats->used_bits += delta_stats.used_bits;
+		for (unsigned int z = 0; z < index->zone_count; z++)
+			stats->capacity_bits +=
+			    (uint64_t) (sub_index->delta_index->zones[z].size - DELTA_GUARD_BYTES) *
+			    8;
 		for (unsigned int z = 0; z < index->zone_count; z++) {
 			stats->discard_count += sub_index->zones[z].discard_count;
 			stats->overflow_count += sub_index->zones[z].overflow_count;

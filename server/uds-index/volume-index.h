@@ -71,6 +71,9 @@ struct uds_volume_index_stats {
 	dd_ktime_t rebalance_time;
 	/* Delta lists. */
 	uint32_t list_count;
+	/* Bits of list data in use, and the bits the zones' memory can hold. */
+	uint64_t used_bits;
+	uint64_t capacity_bits;
 };
 
 /**
@@ -90,6 +93,15 @@ int DD_MUST_CHECK uds_make_volume_index(const struct uds_geometry *geometry,
 
 /** uds_free_volume_index() - Free a volume index (NULL is fine). */
 void uds_free_volume_index(struct uds_volume_index *index);
+
+/**
+ * uds_get_volume_index_order() - Where a name's entry sits in its sub-index, as the top 32 bits
+ *                                of (list number, key): names searched in this order walk each
+ *                                zone's memory forwards (as a rebuild replaying sorted names
+ *                                does). Hooks and other names each keep their own order.
+ */
+uint32_t uds_get_volume_index_order(const struct uds_volume_index *index,
+                                    const struct dd_record_name *name);
 
 /** uds_get_volume_index_zone() - The zone that owns a name. */
 unsigned int uds_get_volume_index_zone(const struct uds_volume_index *index,
@@ -159,6 +171,24 @@ int DD_MUST_CHECK uds_remove_volume_index_record(struct uds_volume_index_record 
 int DD_MUST_CHECK uds_lookup_volume_index_name(const struct uds_volume_index *index,
                                                const struct dd_record_name *name,
                                                uint64_t *chapter);
+
+/**
+ * uds_prefetch_volume_index_name() - Start loading the memory a search for @name will touch,
+ *                                    so that a zone thread with a batch of requests can overlap
+ *                                    the cache misses of several searches.
+ * @index: the volume index
+ * @name:  the name that will be searched for
+ * @stage: 0 prefetches the name's list header (and flush chapter); 1, called later, once the
+ *         header is likely cached (say a few requests after stage 0), reads the header and
+ *         prefetches the first cache lines of the list's bits
+ *
+ * Only a hint: it changes nothing, fails never, and a search gives the same answer whether or
+ * not it was called. Call it only from the thread of the zone that owns @name (stage 1 reads a
+ * list header that this thread may be changing). A typical pipeline: stage 0 for request i + 8,
+ * stage 1 for request i + 4, then search request i.
+ */
+void uds_prefetch_volume_index_name(const struct uds_volume_index *index,
+                                    const struct dd_record_name *name, unsigned int stage);
 
 /** uds_get_volume_index_stats() - Sum the counters (read while the zones are quiet). */
 void uds_get_volume_index_stats(const struct uds_volume_index *index,

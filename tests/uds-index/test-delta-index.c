@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -158,6 +159,18 @@ static void check_index(const struct uds_delta_index *index, const struct model 
 
 	for (uint32_t i = 0; i < model->list_count; i++)
 		check_list(index, model, i, 0);
+	/* Each zone's count of list bits matches its lists, which lie in order, apart. */
+	for (unsigned int z = 0; index->is_mutable && (z < index->zone_count); z++) {
+		const struct uds_delta_zone *zone = &index->zones[z];
+		uint64_t bits = 0;
+
+		for (uint32_t i = 1; i <= zone->list_count + 1; i++) {
+			assert_true(zone->lists[i - 1].start + zone->lists[i - 1].size <=
+			            zone->lists[i].start);
+			bits += zone->lists[i].size;
+		}
+		assert_int_equal(zone->used_bits, bits);
+	}
 	uds_get_delta_index_stats(index, &stats);
 	assert_int_equal(stats.record_count, model->records);
 	assert_int_equal(stats.collision_count, model->collisions);
@@ -646,7 +659,9 @@ static void test_bad_arguments(void **state)
 
 enum {
 	CHAPTER_LISTS = 256,
-	NONCE = 0x1234567890ABCDEFULL
+	NONCE = 0x1234567890ABCDEFULL,
+	/* The delta index's zone allocation unit. */
+	ZONE_UNIT = 64 * 1024
 };
 
 /* Fill a chapter-shaped index; every @collision_every-th record collides on purpose (0: never). */
@@ -1101,6 +1116,16 @@ static void write_crafted(int fd, const void *data, size_t length)
 	dd_free_buffered_writer(writer);
 }
 
+/* The bits of packed list data a saved zone stream of @list_count lists holds. */
+static uint64_t saved_list_bits(const uint8_t *stream, uint32_t list_count)
+{
+	uint64_t bits = 0;
+
+	for (uint32_t i = 0; i < list_count; i++)
+		bits += stream[56 + 2 * i] | (stream[56 + 2 * i + 1] << 8);
+	return bits;
+}
+
 static void test_restore_rejects_bad_contents(void **state)
 {
 	struct uds_delta_index_params params = {
@@ -1140,17 +1165,15 @@ static void test_restore_rejects_bad_contents(void **state)
 		uint8_t value;
 		int expected;
 	} tampering[] = {
-		{ 0, 'X', DD_BAD_MAGIC },              /* magic */
-		{ 8, 2, DD_UNSUPPORTED_VERSION },      /* version */
-		{ 16 + 8, 3, DD_CORRUPT_DATA },        /* min keys */
-		{ 8 + 16, 1, DD_CORRUPT_DATA },        /* zone number */
-		{ 8 + 28, 5, DD_CORRUPT_DATA },        /* list count */
-		{ 8 + 32, 0xFF, DD_CORRUPT_DATA },     /* record count */
-		{ 8 + 40, 0xFF, DD_CORRUPT_DATA },     /* collision count */
-		{ 56, 0xFF, DD_CORRUPT_DATA },         /* size of list 0 */
-		{ 56 + 8, 0, DD_CORRUPT_DATA },        /* first list: list number */
-		{ 56 + 8 + 4, 9, DD_CORRUPT_DATA },    /* first list: bit offset */
-		{ 56 + 8 + 5, 0x7F, DD_CORRUPT_DATA }, /* first list: byte count */
+		{ 0, 'X', DD_BAD_MAGIC },          /* magic */
+		{ 8, 2, DD_UNSUPPORTED_VERSION },  /* version */
+		{ 16 + 8, 3, DD_CORRUPT_DATA },    /* min keys */
+		{ 8 + 16, 1, DD_CORRUPT_DATA },    /* zone number */
+		{ 8 + 28, 5, DD_CORRUPT_DATA },    /* list count */
+		{ 8 + 32, 0xFF, DD_CORRUPT_DATA }, /* record count */
+		{ 8 + 40, 0xFF, DD_CORRUPT_DATA }, /* collision count */
+		{ 57, 0xFF, DD_END_OF_FILE },      /* size of list 0: more bits than saved */
+		{ 56 + 2 * 3 + 1, 0x01, 0 },       /* size of list 3: bits misaligned */
 	};
 	for (size_t t = 0; t < sizeof(tampering) / sizeof(tampering[0]); t++) {
 		uint8_t original = stream[tampering[t].offset];
@@ -1160,13 +1183,30 @@ static void test_restore_rejects_bad_contents(void **state)
 			stream[tampering[t].offset] ^= 1;
 		write_crafted(fd, stream, length);
 		assert_success(dd_make_buffered_reader(fd, 0, 1 << 20, NONCE, &reader));
-		assert_int_equal(uds_restore_delta_index(index, &reader, 1), tampering[t].expected);
+		if (tampering[t].expected != 0)
+			assert_int_equal(uds_restore_delta_index(index, &reader, 1),
+			                 tampering[t].expected);
+		else
+			assert_int_not_equal(uds_restore_delta_index(index, &reader, 1),
+			                     DD_SUCCESS);
 		dd_free_buffered_reader(reader);
 		assert_empty(index);
 		stream[tampering[t].offset] = original;
 	}
+	/* Padding after the packed lists must be zero. */
+	if (saved_list_bits(stream, 4) % 8 != 0) {
+		stream[length - 1] ^= 0x80;
+		write_crafted(fd, stream, length);
+		assert_success(dd_make_buffered_reader(fd, 0, 1 << 20, NONCE, &reader));
+		assert_int_equal(uds_restore_delta_index(index, &reader, 1), DD_CORRUPT_DATA);
+		dd_free_buffered_reader(reader);
+		assert_empty(index);
+		stream[length - 1] ^= 0x80;
+	}
+	/* The stream is exactly the header, the sizes and the packed bits. */
+	assert_int_equal(length, 56 + 2 * 4 + (saved_list_bits(stream, 4) + 7) / 8);
 	/* Scrambled list bits: each byte of list data flipped in turn. */
-	for (size_t offset = 56 + 8 + 7; offset < length; offset++) {
+	for (size_t offset = 56 + 2 * 4; offset < length; offset++) {
 		int result;
 
 		stream[offset] ^= 0xA5;
@@ -1174,7 +1214,7 @@ static void test_restore_rejects_bad_contents(void **state)
 		assert_success(dd_make_buffered_reader(fd, 0, 1 << 20, NONCE, &reader));
 		result = uds_restore_delta_index(index, &reader, 1);
 		dd_free_buffered_reader(reader);
-		/* Framing bytes of later lists are refused; list bits may still decode. */
+		/* Scrambled bits may still decode; if not, nothing is kept. */
 		if (result != DD_SUCCESS)
 			assert_empty(index);
 		stream[offset] ^= 0xA5;
@@ -1199,6 +1239,317 @@ static void test_restore_rejects_bad_contents(void **state)
 /* ------------------------------------------------------------------------------------------ */
 /* Coding constants and sizes                                                                  */
 /* ------------------------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* List headers, the zone cursor, local rebalancing, prefetching                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A list header is 8 bytes and holds any offset a zone may have and any list size. */
+static void test_compact_headers(void **state)
+{
+	struct uds_delta_index_params params = {
+		.zone_count = 1,
+		.list_count = 4,
+		.mean_delta = 64,
+		.payload_bits = 8,
+		.memory_size = (size_t) 1 << 45,
+		.tag = 'm',
+	};
+	struct uds_delta_index *index;
+	struct uds_delta_list list = { 0 };
+	uint64_t largest = ((uint64_t) 1 << 48) - 1;
+
+	(void) state;
+	assert_int_equal(sizeof(struct uds_delta_list), 8);
+	list.start = largest;
+	list.size = UDS_DELTA_LIST_MAX_BITS;
+	assert_true(list.start == largest);
+	assert_int_equal(list.size, UDS_DELTA_LIST_MAX_BITS);
+	list.start -= 3;
+	list.size -= 1;
+	assert_true(list.start == largest - 3);
+	assert_int_equal(list.size, UDS_DELTA_LIST_MAX_BITS - 1);
+	/* A zone whose bit offsets would not fit 48 bits is refused before any allocation. */
+	params.memory_size = ((size_t) 1 << 45) + 1;
+	assert_int_equal(uds_make_delta_index(&params, &index), DD_INVALID_ARGUMENT);
+	params.zone_count = 2;
+	params.memory_size = ((size_t) 1 << 46) + 4 * ZONE_UNIT;
+	assert_int_equal(uds_make_delta_index(&params, &index), DD_INVALID_ARGUMENT);
+}
+
+/* Search @key in @list and check the zone cursor then points at the entry found. */
+static void search_and_check_cursor(struct harness *harness, uint32_t list_number, uint32_t key)
+{
+	struct dd_record_name name;
+	struct uds_delta_entry entry;
+	const struct uds_delta_cursor *cursor;
+
+	random_name(&name);
+	lookup(harness, list_number, key, &name, &entry);
+	cursor = &entry.zone->cursor;
+	if (entry.is_collision)
+		return;
+	assert_int_equal(cursor->list, entry.list_number + 1);
+	assert_int_equal(cursor->offset, entry.offset);
+	assert_int_equal(cursor->key, entry.key - entry.delta);
+}
+
+/*
+ * One cursor per zone: sorted inserts resume where the last search stopped, searches of other
+ * lists move it, and changes ahead of it (puts and removes before its offset) move it back to a
+ * place from which every later search still decodes correctly.
+ */
+static void test_zone_cursor(void **state)
+{
+	struct uds_delta_index_params params = {
+		.zone_count = 2,
+		.list_count = 4,
+		.mean_delta = 64,
+		.payload_bits = 8,
+		.memory_size = 1 << 18,
+		.tag = 'm',
+	};
+	struct harness harness;
+	struct dd_record_name name;
+
+	(void) state;
+	random_state = 31;
+	make_harness(&harness, &params, 64 * 400);
+	/* Sorted inserts into list 1: each search starts at the cursor, at the end. */
+	for (uint32_t key = 10; key < 64 * 400; key += 64) {
+		const struct uds_delta_zone *zone = &harness.index->zones[0];
+
+		random_name(&name);
+		assert_success(put_name(&harness, 1, key, &name, key & 0xFF));
+		/* The put's search left the cursor at the new entry, the list's last. */
+		assert_int_equal(zone->cursor.list, 2);
+		assert_true(zone->cursor.offset < zone->lists[2].size);
+		search_and_check_cursor(&harness, 1, key + 1);
+		assert_true(zone->cursor.offset == zone->lists[2].size);
+	}
+	check_index(harness.index, &harness.model);
+	/* A search of list 0 (same zone) moves the cursor; list 2 is in the other zone. */
+	search_and_check_cursor(&harness, 0, 5);
+	assert_int_equal(harness.index->zones[0].cursor.list, 1);
+	search_and_check_cursor(&harness, 2, 5);
+	assert_int_equal(harness.index->zones[0].cursor.list, 1);
+	assert_int_equal(harness.index->zones[1].cursor.list, 1);
+	/* Back in list 1: walk up, changing the list behind and ahead of the cursor. */
+	for (unsigned int round = 0; round < 3000; round++) {
+		struct model_list *list = &harness.model.lists[1];
+		uint32_t key = random_below(64 * 400);
+		unsigned int choice = random_below(4);
+
+		search_and_check_cursor(&harness, 1, key);
+		if ((choice == 0) && (list->count > 0)) {
+			remove_at(&harness, 1, random_below(list->count));
+		} else if (choice == 1) {
+			random_name(&name);
+			put_name(&harness, 1, random_below(64 * 400), &name, 1);
+		} else if ((choice == 2) && (list->count > 0)) {
+			/* A collision behind the cursor. */
+			random_name(&name);
+			put_name(&harness, 1, list->entries[random_below(list->count)].key, &name,
+			         2);
+		}
+		/* A larger key now resumes from the (possibly moved) cursor. */
+		search_and_check_cursor(&harness, 1, key + random_below(2000));
+	}
+	check_index(harness.index, &harness.model);
+	free_harness(&harness);
+}
+
+/*
+ * A zone with little free space: most rebalances move a neighbourhood of lists, not the zone,
+ * and the index stays exact. Positions are computed as lists move (there is no scratch array),
+ * so this also checks that no list overwrites another while moving.
+ */
+static void test_local_rebalance(void **state)
+{
+	enum {
+		LISTS = 2000,
+		PER_LIST = 40,
+		MEAN = 256
+	};
+	struct uds_delta_index_params params = {
+		.zone_count = 1,
+		.list_count = LISTS,
+		.mean_delta = MEAN,
+		.payload_bits = 8,
+		.tag = 'm',
+	};
+	uint64_t bits = uds_compute_delta_index_bits(LISTS * PER_LIST, MEAN, 8);
+	struct uds_delta_index_stats before;
+	struct uds_delta_index_stats stats;
+	const struct uds_delta_zone *zone;
+	struct harness harness;
+	uint64_t rebalances;
+	uint64_t capacity;
+	uint64_t moved;
+	uint64_t full;
+	unsigned int i;
+
+	(void) state;
+	random_state = 8;
+	params.memory_size = (size_t) (bits * 2 / 8) + LISTS;
+	make_harness(&harness, &params, MEAN * PER_LIST);
+	zone = &harness.index->zones[0];
+	capacity = (zone->size - 7) * 8;
+	/* Fill the zone until it overflows, then empty it to 97% full. */
+	while (harness.overflows == 0)
+		random_operation(&harness, 100);
+	while (zone->used_bits > capacity * 97 / 100) {
+		uint32_t list_number = random_below(LISTS);
+		struct model_list *list = &harness.model.lists[list_number];
+
+		if (list->count > 0)
+			remove_at(&harness, list_number, random_below(list->count));
+	}
+	check_index(harness.index, &harness.model);
+	uds_get_delta_index_stats(harness.index, &before);
+	/* As many puts as removes: the zone stays about 97% full. */
+	for (i = 0; i < 100000; i++) {
+		int result = random_operation(&harness, 15);
+
+		assert_true((result == DD_SUCCESS) || (result == DD_OVERFLOW));
+	}
+	check_index(harness.index, &harness.model);
+	uds_get_delta_index_stats(harness.index, &stats);
+	rebalances = stats.rebalance_count - before.rebalance_count;
+	full = stats.full_rebalance_count - before.full_rebalance_count;
+	moved = stats.rebalance_bytes - before.rebalance_bytes;
+	printf("local rebalance: %llu rebalances, %llu of the whole zone, %llu bytes moved "
+	       "(zone %zu bytes, %llu%% used)\n",
+	       (unsigned long long) rebalances, (unsigned long long) full,
+	       (unsigned long long) moved, zone->size,
+	       (unsigned long long) (zone->used_bits * 100 / capacity));
+	assert_true(rebalances > 100);
+	assert_true(full * 10 < rebalances);
+	/* On average far less than a zone's worth of bytes moves per rebalance. */
+	assert_true(moved / rebalances < zone->size / 20);
+	/* Filling the zone to the brim ends in whole-zone rebalances and then overflows. */
+	while (harness.overflows < 50)
+		random_operation(&harness, 100);
+	uds_get_delta_index_stats(harness.index, &stats);
+	assert_true(stats.full_rebalance_count > 0);
+	check_index(harness.index, &harness.model);
+	free_harness(&harness);
+}
+
+/*
+ * Purging a list removes exactly the entries whose value is outside the circular range, as
+ * removing them one by one would (collision entries whose first entry goes become first
+ * entries), counts them, and leaves the rest of the index and the cursor usable.
+ */
+static void test_purge_list(void **state)
+{
+	struct uds_delta_index_params params = {
+		.zone_count = 2,
+		.list_count = 20,
+		.mean_delta = 64,
+		.payload_bits = 6,
+		.memory_size = 2 * ZONE_UNIT,
+		.tag = 'm',
+	};
+	struct harness harness;
+	uint32_t counts[64];
+
+	(void) state;
+	random_state = 17;
+	make_harness(&harness, &params, 64 * 100);
+	for (unsigned int round = 0; round < 400; round++) {
+		uint32_t list_number = random_below(params.list_count);
+		struct model_list *list = &harness.model.lists[list_number];
+		uint32_t newest = random_below(64);
+		uint32_t span = random_below(64);
+		uint32_t expected_removed = 0;
+		uint32_t expected_max_age = 0;
+		uint32_t removed;
+		uint32_t max_age;
+
+		for (unsigned int i = 0; i < 150; i++)
+			assert_success(random_operation(&harness, 85));
+		memset(counts, 0, sizeof(counts));
+		for (uint32_t p = 0; p < list->count;) {
+			uint32_t age = (newest - list->entries[p].value) & 63;
+
+			if (age > span) {
+				counts[list->entries[p].value]++;
+				model_remove(&harness.model, list_number, p);
+				expected_removed++;
+			} else {
+				if (age > expected_max_age)
+					expected_max_age = age;
+				p++;
+			}
+		}
+		/* The counts go back to zero: one decrement per entry removed, by value. */
+		assert_success(uds_purge_delta_list(harness.index, list_number, newest, span,
+		                                    counts, &removed, &max_age));
+		assert_int_equal(removed, expected_removed);
+		assert_int_equal(max_age, expected_max_age);
+		for (unsigned int v = 0; v < 64; v++)
+			assert_int_equal(counts[v], 0);
+		if ((round % 16) == 0)
+			check_index(harness.index, &harness.model);
+	}
+	check_index(harness.index, &harness.model);
+	free_harness(&harness);
+}
+
+/* Prefetching is only a hint: any list, any stage, any index, and nothing changes. */
+static void test_prefetch_is_harmless(void **state)
+{
+	struct uds_delta_index_params params = {
+		.zone_count = 3,
+		.list_count = 30,
+		.mean_delta = 256,
+		.payload_bits = 6,
+		.memory_size = 3 * ZONE_UNIT,
+		.tag = 'm',
+	};
+	struct harness harness;
+	uint8_t page[4096];
+	struct uds_delta_page delta_page;
+	uint32_t count;
+
+	(void) state;
+	random_state = 3;
+	make_harness(&harness, &params, 256 * 50);
+	for (unsigned int i = 0; i < 5000; i++) {
+		uint32_t list = random_below(params.list_count + 2);
+
+		uds_prefetch_delta_list(harness.index, list, random_below(3));
+		assert_success(random_operation(&harness, 70));
+	}
+	for (uint32_t list = 0; list < params.list_count + 5; list++) {
+		uds_prefetch_delta_list(harness.index, list, 0);
+		uds_prefetch_delta_list(harness.index, list, 1);
+	}
+	uds_prefetch_delta_list(harness.index, UINT32_MAX, 1);
+	check_index(harness.index, &harness.model);
+	free_harness(&harness);
+
+	/* An immutable page ignores it. */
+	params.zone_count = 1;
+	make_harness(&harness, &params, 256 * 4);
+	for (unsigned int i = 0; i < 100; i++)
+		assert_success(random_operation(&harness, 90));
+	assert_success(uds_pack_delta_page(harness.index, NONCE, 1, 0, page, sizeof(page), &count));
+	assert_success(uds_open_delta_page(&delta_page, NONCE, 256, 6, page, sizeof(page)));
+	uds_prefetch_delta_list(&delta_page.index, 0, 0);
+	uds_prefetch_delta_list(&delta_page.index, 0, 1);
+	/* Nor can it be purged. */
+	{
+		uint32_t removed;
+		uint32_t max_age;
+
+		assert_int_equal(
+		    uds_purge_delta_list(&delta_page.index, 0, 0, 0, NULL, &removed, &max_age),
+		    DD_BAD_STATE);
+	}
+	free_harness(&harness);
+}
 
 static void test_coding_constants(void **state)
 {
@@ -1229,6 +1580,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_coding_constants),
+		cmocka_unit_test(test_compact_headers),
+		cmocka_unit_test(test_zone_cursor),
+		cmocka_unit_test(test_local_rebalance),
+		cmocka_unit_test(test_purge_list),
+		cmocka_unit_test(test_prefetch_is_harmless),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_random_sequences),
 		cmocka_unit_test(test_change_while_walking),

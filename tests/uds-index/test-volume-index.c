@@ -215,8 +215,14 @@ static bool model_is_live(const struct model *model, const struct model_name *en
 static void model_search(struct model *model, struct model_name *entry,
                          struct uds_volume_index_record *record)
 {
-	uint64_t looked_up = lookup(model->index, &entry->name);
+	uint64_t looked_up;
 
+	/* Prefetching (this name, and any other) must change nothing. */
+	uds_prefetch_volume_index_name(model->index, &entry->name, 0);
+	uds_prefetch_volume_index_name(
+	    model->index, &model->names[random_below(model->used + 1)].name, random_below(2));
+	uds_prefetch_volume_index_name(model->index, &entry->name, 1);
+	looked_up = lookup(model->index, &entry->name);
 	search(model->index, &entry->name, record);
 	assert_int_equal(looked_up, record->is_found ? record->virtual_chapter : NO_CHAPTER);
 	if (model_is_live(model, entry)) {
@@ -668,7 +674,7 @@ static void test_early_flush(void **state)
 {
 	enum {
 		PAGES = 4,
-		CHAPTERS = 50,
+		CHAPTERS = 58,
 		ROUNDS = 3
 	};
 	struct model model;
@@ -1164,7 +1170,8 @@ static void test_load_rejects_bad_saves(void **state)
 
 	(void) state;
 	random_state = 12;
-	make_model(&model, 2, 16, 0, 2, 254 * 20);
+	/* Four pages a chapter: enough records for zone 1's stream to fill two blocks. */
+	make_model(&model, 4, 16, 0, 2, 508 * 20);
 	expected = fill_for_save(&model, 20);
 	save_zones(model.index, &model.geometry, 2, &saved);
 
@@ -1195,7 +1202,7 @@ static void test_load_rejects_bad_saves(void **state)
 	bad[0] ^= 1;
 	expect_bad_stream(model.index, &model, &saved, bad, size, DD_BAD_MAGIC);
 	memcpy(bad, good, size);
-	bad[4] = 2;
+	bad[4] = 1;
 	expect_bad_stream(model.index, &model, &saved, bad, size, DD_UNSUPPORTED_VERSION);
 	memcpy(bad, good, size);
 	bad[8] = 0;
@@ -1248,6 +1255,53 @@ static void test_load_rejects_bad_saves(void **state)
 /* ------------------------------------------------------------------------------------------ */
 /* Tests: sparse specifics, arguments, memory                                                  */
 /* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A zone filled to the brim (more new names than it is sized for) still saves within
+ * uds_compute_volume_index_save_bytes(), and not far under it: the bound sizes the save slots.
+ */
+static void test_full_zone_save_bound(void **state)
+{
+	struct model model;
+	struct saved saved;
+	struct uds_volume_index *loaded;
+	uint8_t *data;
+	size_t bound;
+	size_t size;
+
+	(void) state;
+	random_state = 21;
+	make_model(&model, 4, 58, 0, 1, 508 * 3 / 2 * 116);
+	for (uint64_t chapter = 0; chapter < 116; chapter++) {
+		if (chapter > 0)
+			model_open_chapter(&model, chapter);
+		/* Half again as many new names as a chapter holds: the zone runs full. */
+		for (uint32_t i = 0; i < 508 * 3 / 2; i++) {
+			struct uds_volume_index_record record;
+			int result;
+
+			search(model.index, &model.names[model.used++].name, &record);
+			if (record.is_found && record.is_collision)
+				continue;
+			result = uds_put_volume_index_record(&record, chapter);
+			assert_true((result == DD_SUCCESS) || (result == DD_OVERFLOW));
+		}
+	}
+	assert_true(get_stats(model.index).early_flushes > 0);
+	bound = uds_compute_volume_index_save_bytes(&model.geometry, 1);
+	save_zones(model.index, &model.geometry, 1, &saved);
+	size = read_stream(&saved, 0, &data);
+	printf("full zone save: %zu bytes, bound %zu\n", size, bound);
+	assert_true(size <= bound);
+	assert_true(size > bound * 3 / 4);
+	loaded = make_index(&model.geometry, 1);
+	assert_success(load_zones(loaded, &saved, NULL, 1));
+	assert_int_equal(get_stats(loaded).record_count, get_stats(model.index).record_count);
+	uds_free_volume_index(loaded);
+	free(data);
+	close(saved.fd);
+	free_model(&model);
+}
 
 static void test_sparse_windows(void **state)
 {
@@ -1472,6 +1526,7 @@ int main(void)
 		cmocka_unit_test(test_load_uneven_windows),
 		cmocka_unit_test(test_load_early_flushed_zone),
 		cmocka_unit_test(test_load_rejects_bad_saves),
+		cmocka_unit_test(test_full_zone_save_bound),
 		cmocka_unit_test(test_memory),
 	};
 
