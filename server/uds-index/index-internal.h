@@ -108,7 +108,7 @@ struct chapter_writer {
 	uint64_t written_below;
 	int result;
 	uint64_t chapters_written;
-	/* Writer-owned buffers. */
+	/* Writer-owned buffers: one record page's records, and a batch of pages to write. */
 	struct uds_volume_record *records;
 	uint8_t *pages;
 	uint16_t *last_lists;

@@ -314,8 +314,11 @@ static void load_sparse_on_reader(struct dd_completion *completion)
 	dd_launch_completion_callback(completion, sparse_load_done, zone->id);
 }
 
-/* Start caching a sparse chapter's index in this zone, unless it is cached or loading. */
-static void cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
+/*
+ * Start caching a sparse chapter's index in this zone. Return: false if the chapter is cached or
+ * loading already, or is not a sparse chapter of the window.
+ */
+static bool cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
 {
 	struct uds_index *index = zone->index;
 	uint64_t oldest = uds_oldest_chapter_of(index, zone->newest_chapter);
@@ -325,10 +328,10 @@ static void cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
 	if ((chapter < oldest) ||
 	    !uds_is_chapter_sparse(&index->geometry, oldest, zone->newest_chapter, chapter) ||
 	    (uds_sparse_cache_find(zone->sparse_cache, chapter) != NULL))
-		return;
+		return false;
 	entry = uds_sparse_cache_claim(zone->sparse_cache, chapter, oldest);
 	if (entry == NULL)
-		return;
+		return true;
 	load = &zone->sparse_loads[entry - zone->sparse_cache->chapters];
 	load->zone = zone;
 	load->chapter = entry;
@@ -338,13 +341,14 @@ static void cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
 	dd_prepare_completion(&load->completion, load_sparse_on_reader, NULL, next_reader(index),
 	                      load);
 	dd_launch_completion(&load->completion);
+	return true;
 }
 
 static void sparse_chapter_on_message(struct dd_completion *completion)
 {
 	struct sparse_message *message = completion->parent;
 
-	cache_sparse_chapter(message->zone, message->chapter);
+	(void) cache_sparse_chapter(message->zone, message->chapter);
 	dd_free(message);
 }
 
@@ -355,13 +359,9 @@ static void sparse_chapter_on_message(struct dd_completion *completion)
 static void note_sparse_hook(struct index_zone *zone, uint64_t chapter)
 {
 	struct uds_index *index = zone->index;
-	uint64_t oldest = uds_oldest_chapter_of(index, zone->newest_chapter);
 
-	if ((chapter < oldest) ||
-	    !uds_is_chapter_sparse(&index->geometry, oldest, zone->newest_chapter, chapter) ||
-	    (uds_sparse_cache_find(zone->sparse_cache, chapter) != NULL))
+	if (!cache_sparse_chapter(zone, chapter))
 		return;
-	cache_sparse_chapter(zone, chapter);
 	for (unsigned int z = 0; z < index->zone_count; z++) {
 		struct sparse_message *message;
 
@@ -797,11 +797,28 @@ static int make_zones(struct uds_index *index)
 	return result;
 }
 
+/*
+ * Zone threads look a few requests ahead in their queues (see work-queue.h): load the volume
+ * index list header of each request taken, then the list itself just before its turn, so the
+ * cache misses of the next searches overlap the work of this one.
+ */
+static void prefetch_zone_work(struct dd_completion *completion, unsigned int stage)
+{
+	struct uds_request *request = completion->parent;
+
+	if (completion->callback != process_request_callback)
+		return;
+	uds_prefetch_volume_index_name(request->index->volume_index, &request->record_name, stage);
+}
+
 static int start_threads(struct uds_index *index)
 {
 	struct dd_thread_set_config config =
 	    dd_default_thread_set_config("udszone", index->zone_count);
-	int result = dd_make_thread_set(&config, &index->zone_threads);
+	int result;
+
+	config.prefetch = prefetch_zone_work;
+	result = dd_make_thread_set(&config, &index->zone_threads);
 
 	if (result != DD_SUCCESS)
 		return result;

@@ -7,16 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include <xxhash.h>
-
-#include "test-harness.h"
-#include "uds.h"
+#include "index-requests.h"
 
 enum {
 	RECORD_PAGES = 4,
@@ -25,121 +17,26 @@ enum {
 	WINDOW = (CHAPTERS - 1) * RECORDS_PER_CHAPTER,
 };
 
-static char path[64];
-
-struct test_request {
-	struct uds_request request;
-	atomic_bool done;
-};
-
-static void make_name(uint64_t number, struct dd_record_name *name)
-{
-	XXH128_canonical_t canonical;
-
-	XXH128_canonicalFromHash(&canonical, XXH3_128bits(&number, sizeof(number)));
-	memcpy(name->name, canonical.digest, sizeof(name->name));
-}
-
-static void request_done(struct uds_request *request)
-{
-	atomic_store(&((struct test_request *) request)->done, true);
-}
-
 static struct uds_parameters parameters(unsigned int zones)
 {
 	return (struct uds_parameters){
-		.path = path,
+		.path = index_path,
 		.zone_count = zones,
 		.record_pages_per_chapter = RECORD_PAGES,
 		.chapters_per_volume = CHAPTERS,
 	};
 }
 
-/* Run one request synchronously. */
-static struct uds_request run(struct uds_index *index, enum uds_request_type type, uint64_t number,
-                              uint64_t data)
-{
-	struct test_request tr;
-
-	memset(&tr, 0, sizeof(tr));
-	make_name(number, &tr.request.record_name);
-	memcpy(tr.request.new_data.data, &data, sizeof(data));
-	tr.request.type = type;
-	tr.request.callback = request_done;
-	tr.request.index = index;
-	assert_success(uds_launch_request(&tr.request));
-	while (!atomic_load(&tr.done))
-		;
-	assert_success(tr.request.status);
-	return tr.request;
-}
-
-static uint64_t data_of(const struct uds_request *request)
-{
-	uint64_t data;
-
-	memcpy(&data, request->old_data.data, sizeof(data));
-	return data;
-}
-
-/* Post names [first, first + count) with data = number + 1000000, many in flight. */
-static void post_range(struct uds_index *index, uint64_t first, uint64_t count)
-{
-	enum {
-		BATCH = 256
-	};
-	static struct test_request batch[BATCH];
-
-	for (uint64_t done = 0; done < count;) {
-		unsigned int n = (count - done < BATCH) ? (unsigned int) (count - done) : BATCH;
-
-		for (unsigned int i = 0; i < n; i++) {
-			uint64_t number = first + done + i;
-			uint64_t data = number + 1000000;
-
-			memset(&batch[i], 0, sizeof(batch[i]));
-			make_name(number, &batch[i].request.record_name);
-			memcpy(batch[i].request.new_data.data, &data, sizeof(data));
-			batch[i].request.type = UDS_POST;
-			batch[i].request.callback = request_done;
-			batch[i].request.index = index;
-			assert_success(uds_launch_request(&batch[i].request));
-		}
-		uds_flush_index(index);
-		for (unsigned int i = 0; i < n; i++)
-			assert_true(atomic_load(&batch[i].done));
-		done += n;
-	}
-}
-
-/* Every name in [first, first + count) is found with its data. */
-static void check_found(struct uds_index *index, uint64_t first, uint64_t count)
-{
-	for (uint64_t number = first; number < first + count; number++) {
-		struct uds_request r = run(index, UDS_QUERY_NO_UPDATE, number, 0);
-
-		if (!r.found)
-			fail_msg("name %llu not found", (unsigned long long) number);
-		assert_int_equal(data_of(&r), number + 1000000);
-	}
-}
-
 static int setup(void **state)
 {
 	(void) state;
-	snprintf(path, sizeof(path), "/tmp/test-index-XXXXXX");
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	close(fd);
-	return 0;
+	return make_index_file("test-index");
 }
 
 static int teardown(void **state)
 {
 	(void) state;
-	unlink(path);
+	unlink(index_path);
 	return 0;
 }
 
@@ -151,43 +48,43 @@ static void test_request_semantics(void **state)
 
 	(void) state;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	r = run(index, UDS_QUERY, 1, 0);
+	r = run_request(index, UDS_QUERY, 1, 0);
 	assert_false(r.found);
-	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, 1, 0);
 	assert_false(r.found);
-	r = run(index, UDS_POST, 1, 11);
+	r = run_request(index, UDS_POST, 1, 11);
 	assert_false(r.found);
-	r = run(index, UDS_POST, 1, 12);
+	r = run_request(index, UDS_POST, 1, 12);
 	assert_true(r.found);
 	assert_int_equal(data_of(&r), 11);
 	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
-	r = run(index, UDS_UPDATE, 1, 13);
+	r = run_request(index, UDS_UPDATE, 1, 13);
 	assert_true(r.found);
 	assert_int_equal(data_of(&r), 11);
-	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, 1, 0);
 	assert_int_equal(data_of(&r), 13);
-	r = run(index, UDS_UPDATE, 2, 21);
+	r = run_request(index, UDS_UPDATE, 2, 21);
 	assert_false(r.found);
-	r = run(index, UDS_QUERY, 2, 0);
+	r = run_request(index, UDS_QUERY, 2, 0);
 	assert_true(r.found);
 	assert_int_equal(data_of(&r), 21);
-	r = run(index, UDS_DELETE, 2, 0);
+	r = run_request(index, UDS_DELETE, 2, 0);
 	assert_true(r.found);
-	r = run(index, UDS_QUERY, 2, 0);
+	r = run_request(index, UDS_QUERY, 2, 0);
 	assert_false(r.found);
-	r = run(index, UDS_DELETE, 2, 0);
+	r = run_request(index, UDS_DELETE, 2, 0);
 	assert_false(r.found);
 
 	/* Push name 1 into a closed chapter: found there, and a POST copies it forward. */
-	post_range(index, 100, 3 * RECORDS_PER_CHAPTER);
-	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	store_range(index, UDS_POST, 100, 3 * RECORDS_PER_CHAPTER, 1000000);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, 1, 0);
 	assert_true(r.found);
 	assert_int_equal(r.location, UDS_LOCATION_IN_DENSE);
 	assert_int_equal(data_of(&r), 13);
-	r = run(index, UDS_POST, 1, 99);
+	r = run_request(index, UDS_POST, 1, 99);
 	assert_true(r.found);
 	assert_int_equal(data_of(&r), 13);
-	r = run(index, UDS_QUERY_NO_UPDATE, 1, 0);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, 1, 0);
 	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
 	assert_int_equal(data_of(&r), 13);
 	uds_free_index(index);
@@ -203,12 +100,12 @@ static void test_window(void **state)
 
 	(void) state;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, total);
+	store_range(index, UDS_POST, 0, total, 1000000);
 	/* The newest names (the last closed chapters and the open one) are found. */
-	check_found(index, total - WINDOW / 2, WINDOW / 2);
+	check_found(index, total - WINDOW / 2, WINDOW / 2, 1000000);
 	/* Names that left the window long ago are gone (a stray hit is possible, not a rule). */
 	for (uint64_t number = 0; number < WINDOW; number++)
-		expired_found += run(index, UDS_QUERY_NO_UPDATE, number, 0).found;
+		expired_found += run_request(index, UDS_QUERY_NO_UPDATE, number, 0).found;
 	assert_true(expired_found < 10);
 	assert_success(uds_get_index_stats(index, &stats));
 	assert_true(stats.chapters_written >= total / RECORDS_PER_CHAPTER - 1);
@@ -224,11 +121,11 @@ static void save_load_round_trip(unsigned int zones_before, unsigned int zones_a
 	struct uds_index *index;
 
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, total);
+	store_range(index, UDS_POST, 0, total, 1000000);
 	assert_success(uds_close_index(index));
 	p.zone_count = zones_after;
 	assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
-	check_found(index, 0, total);
+	check_found(index, 0, total, 1000000);
 	/* The load made the save stale: without a new save there is nothing clean to load. */
 	uds_free_index(index);
 	assert_int_equal(uds_open_index(UDS_NO_REBUILD, &p, &index), DD_END_OF_FILE);
@@ -255,9 +152,9 @@ static void test_rebuild(void **state)
 
 	(void) state;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, total);
+	store_range(index, UDS_POST, 0, total, 1000000);
 	/* Two chapters of other names: all the names above are now in closed chapters. */
-	post_range(index, 1000000, 2 * RECORDS_PER_CHAPTER);
+	store_range(index, UDS_POST, 1000000, 2 * RECORDS_PER_CHAPTER, 1000000);
 	/* Stop without saving, as a crash would (the chapters are written, the rest is lost). */
 	uds_flush_index(index);
 	uds_free_index(index);
@@ -265,7 +162,7 @@ static void test_rebuild(void **state)
 	assert_success(uds_get_index_stats(index, &stats));
 	assert_true(stats.rebuilt);
 	assert_int_equal(stats.chapters_dropped, 0);
-	check_found(index, 0, total);
+	check_found(index, 0, total, 1000000);
 	uds_free_index(index);
 }
 
@@ -280,10 +177,10 @@ static void test_rebuild_damaged_chapter(void **state)
 
 	(void) state;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, total + 5);
+	store_range(index, UDS_POST, 0, total + 5, 1000000);
 	uds_free_index(index);
 	/* Flip a byte in a record page of chapter 1 (slot 1, past its index pages). */
-	fd = open(path, O_RDWR);
+	fd = open(index_path, O_RDWR);
 	assert_true(fd >= 0);
 	{
 		struct uds_geometry g;
@@ -302,8 +199,8 @@ static void test_rebuild_damaged_chapter(void **state)
 	assert_success(uds_open_index(UDS_LOAD, &p, &index));
 	assert_success(uds_get_index_stats(index, &stats));
 	assert_int_equal(stats.chapters_dropped, 1);
-	check_found(index, 0, RECORDS_PER_CHAPTER);
-	check_found(index, 2 * RECORDS_PER_CHAPTER, 2 * RECORDS_PER_CHAPTER);
+	check_found(index, 0, RECORDS_PER_CHAPTER, 1000000);
+	check_found(index, 2 * RECORDS_PER_CHAPTER, 2 * RECORDS_PER_CHAPTER, 1000000);
 	uds_free_index(index);
 }
 
@@ -317,14 +214,14 @@ static void test_bad_storage(void **state)
 	(void) state;
 	/* Not an index. */
 	memset(junk, 0x5A, sizeof(junk));
-	fd = open(path, O_RDWR | O_TRUNC);
+	fd = open(index_path, O_RDWR | O_TRUNC);
 	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t) sizeof(junk));
 	close(fd);
 	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_BAD_MAGIC);
 	/* A valid index cut short. */
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
 	uds_free_index(index);
-	assert_int_equal(truncate(path, 1 << 20), 0);
+	assert_int_equal(truncate(index_path, 1 << 20), 0);
 	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_OUT_OF_RANGE);
 	/* Bad parameters. */
 	p.zone_count = 17;
@@ -342,20 +239,12 @@ static void test_multi_zone_fill(void **state)
 
 	(void) state;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, total);
-	check_found(index, total - WINDOW / 2, WINDOW / 2);
+	store_range(index, UDS_POST, 0, total, 1000000);
+	check_found(index, total - WINDOW / 2, WINDOW / 2, 1000000);
 	assert_success(uds_save_index(index));
-	post_range(index, total, RECORDS_PER_CHAPTER);
-	check_found(index, total, RECORDS_PER_CHAPTER);
+	store_range(index, UDS_POST, total, RECORDS_PER_CHAPTER, 1000000);
+	check_found(index, total, RECORDS_PER_CHAPTER, 1000000);
 	uds_free_index(index);
-}
-
-static bool is_hook(uint64_t number)
-{
-	struct dd_record_name name;
-
-	make_name(number, &name);
-	return ((name.name[14] << 8 | name.name[15]) % 32) == 0;
 }
 
 /*
@@ -381,18 +270,19 @@ static void test_sparse(void **state)
 	p.sparse_chapters_per_volume = SPARSE_CHAPTERS - DENSE_CHAPTERS;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
 	/* Chapters 0..14 written, 15 open: chapters 0..5 are sparse. */
-	post_range(index, 0, 15 * RECORDS_PER_CHAPTER);
+	store_range(index, UDS_POST, 0, 15 * RECORDS_PER_CHAPTER, 1000000);
 
 	/* A non-hook of sparse chapter 3 is unknown until a hook of chapter 3 shows up. */
 	for (uint64_t n = chapter_3; is_hook(n); n++)
 		assert_true(n < chapter_3 + RECORDS_PER_CHAPTER);
-	r = run(index, UDS_QUERY_NO_UPDATE, is_hook(chapter_3) ? chapter_3 + 1 : chapter_3, 0);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, is_hook(chapter_3) ? chapter_3 + 1 : chapter_3,
+	                0);
 	if (!is_hook(chapter_3))
 		assert_false(r.found);
 
 	/* Read chapter 1 back in order: from its first hook on, every name is found. */
 	for (uint64_t n = chapter_1; n < chapter_1 + RECORDS_PER_CHAPTER; n++) {
-		r = run(index, UDS_QUERY_NO_UPDATE, n, 0);
+		r = run_request(index, UDS_QUERY_NO_UPDATE, n, 0);
 		if (is_hook(n) && (first_hook == UINT64_MAX))
 			first_hook = n;
 		if (first_hook == UINT64_MAX)
@@ -411,28 +301,28 @@ static void test_sparse(void **state)
 	for (uint64_t n = 0; n < 6 * RECORDS_PER_CHAPTER; n++) {
 		if (!is_hook(n))
 			continue;
-		r = run(index, UDS_QUERY_NO_UPDATE, n, 0);
+		r = run_request(index, UDS_QUERY_NO_UPDATE, n, 0);
 		assert_true(r.found);
 		assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
 	}
 	/* Every name of the dense chapters is found. */
-	check_found(index, 6 * RECORDS_PER_CHAPTER, 9 * RECORDS_PER_CHAPTER);
+	check_found(index, 6 * RECORDS_PER_CHAPTER, 9 * RECORDS_PER_CHAPTER, 1000000);
 
 	/* A POST of a sparse non-hook copies it into the open chapter. */
-	r = run(index, UDS_POST, chapter_1 + RECORDS_PER_CHAPTER - 1, 7);
+	r = run_request(index, UDS_POST, chapter_1 + RECORDS_PER_CHAPTER - 1, 7);
 	if (!is_hook(chapter_1 + RECORDS_PER_CHAPTER - 1)) {
 		assert_true(r.found);
 		assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
 	}
-	r = run(index, UDS_QUERY_NO_UPDATE, chapter_1 + RECORDS_PER_CHAPTER - 1, 0);
+	r = run_request(index, UDS_QUERY_NO_UPDATE, chapter_1 + RECORDS_PER_CHAPTER - 1, 0);
 	assert_int_equal(r.location, UDS_LOCATION_IN_OPEN_CHAPTER);
 	assert_int_equal(data_of(&r), chapter_1 + RECORDS_PER_CHAPTER - 1 + 1000000);
 
 	/* Once chapter 0 leaves the window, its hooks are gone too. */
-	post_range(index, 100000, SPARSE_CHAPTERS * RECORDS_PER_CHAPTER);
+	store_range(index, UDS_POST, 100000, SPARSE_CHAPTERS * RECORDS_PER_CHAPTER, 1000000);
 	for (uint64_t n = 0; n < RECORDS_PER_CHAPTER; n++) {
 		if (is_hook(n))
-			assert_false(run(index, UDS_QUERY_NO_UPDATE, n, 0).found);
+			assert_false(run_request(index, UDS_QUERY_NO_UPDATE, n, 0).found);
 	}
 	assert_success(uds_save_index(index));
 	uds_free_index(index);
@@ -449,12 +339,12 @@ static void test_sparse_zones(void **state)
 	p.chapters_per_volume = 40;
 	p.sparse_chapters_per_volume = 30;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
-	post_range(index, 0, 15 * RECORDS_PER_CHAPTER);
+	store_range(index, UDS_POST, 0, 15 * RECORDS_PER_CHAPTER, 1000000);
 	/* Names 600..900 are in chapter 1 whichever zone they went to; it is sparse now. */
 	for (uint64_t n = 600; n < 900; n++)
-		(void) run(index, UDS_QUERY_NO_UPDATE, n, 0);
+		(void) run_request(index, UDS_QUERY_NO_UPDATE, n, 0);
 	uds_flush_index(index);
-	check_found(index, 600, 300);
+	check_found(index, 600, 300, 1000000);
 	assert_success(uds_get_index_stats(index, &stats));
 	assert_true(stats.sparse_chapters_loaded >= 2);
 	uds_free_index(index);
