@@ -11,7 +11,9 @@
  *
  * The requests go through the public API exactly as a user's would: a pool of requests, at most
  * --depth in flight, completed by callbacks on the zone threads which hand them back to the
- * submitting thread through a lock-free stack.
+ * submitting thread through a lock-free stack. The submitter waits as a real client would: it
+ * polls briefly when few requests are in flight and otherwise sleeps until a batch is back, so
+ * its CPU time goes to the index.
  *
  * Phases (all by default, or a comma-separated --phases list): create, fill, query-open,
  * query-recent, query-old-cached, query-old-cold, query-new, post-old, query-old, update-old,
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +49,8 @@
 struct bench_request {
 	struct uds_request request;
 	struct bench_request *next;
+	/* Requests on the returned stack from this one down (this one included). */
+	unsigned int stacked;
 	dd_ktime_t start;
 	/* Part of a rewrite of old data (locality phase). */
 	bool rewrite;
@@ -78,6 +84,8 @@ struct bench {
 	uint64_t recent_high;
 	/* Requests handed back by callbacks (pushed by zone threads, taken all at once). */
 	_Atomic(struct bench_request *) returned;
+	/* The futex word of a sleeping submitter: wake it when this many requests are back. */
+	atomic_uint wake_at;
 	struct bench_request *pool;
 	struct bench_request *free_list;
 	unsigned int in_flight;
@@ -190,23 +198,77 @@ static double latency_percentile_us(const struct latency_histogram *histogram, d
 /* Submitting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+static void futex_wait(atomic_uint *word, unsigned int expected)
+{
+	syscall(SYS_futex, (unsigned int *) word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *word)
+{
+	syscall(SYS_futex, (unsigned int *) word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/*
+ * A zone thread hands a finished request back. The push and the load of wake_at are sequentially
+ * consistent, as are the submitter's store of wake_at and its look at the stack before it
+ * sleeps, so either the submitter sees the request or this sees the submitter asleep.
+ */
 static void request_done(struct uds_request *request)
 {
 	struct bench_request *br = (struct bench_request *) request;
 	struct bench *bench = request->context;
 	struct bench_request *head = atomic_load_explicit(&bench->returned, memory_order_relaxed);
+	unsigned int wake_at;
 
 	do {
 		br->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(
-	    &bench->returned, &head, br, memory_order_release, memory_order_relaxed));
+		br->stacked = (head == NULL) ? 1 : head->stacked + 1;
+	} while (!atomic_compare_exchange_weak(&bench->returned, &head, br));
+	wake_at = atomic_load(&bench->wake_at);
+	if ((wake_at != 0) && (br->stacked >= wake_at)) {
+		atomic_store(&bench->wake_at, 0);
+		futex_wake(&bench->wake_at);
+	}
 }
 
-/* Take back every returned request; spin briefly, then yield, while none are back. */
+/*
+ * Wait until requests come back. With few in flight, poll for a while (an answer is due in
+ * microseconds, sooner than a futex wake-up); with many, sleep until an eighth of them are back,
+ * so that the submitting thread does not take CPU time from the index.
+ */
+static void wait_for_returns(struct bench *bench)
+{
+	unsigned int threshold = bench->in_flight / 8 + 1;
+
+	if (bench->in_flight < 64) {
+		dd_ktime_t deadline = dd_monotonic_ns() + 20 * 1000;
+
+		for (unsigned int spins = 1;; spins++) {
+			if (atomic_load_explicit(&bench->returned, memory_order_relaxed) != NULL)
+				return;
+			if ((spins % 64) == 0) {
+				if (dd_monotonic_ns() > deadline)
+					break;
+				sched_yield();
+			}
+		}
+	}
+	atomic_store(&bench->wake_at, threshold);
+	for (;;) {
+		struct bench_request *head = atomic_load(&bench->returned);
+
+		if ((head != NULL) && (head->stacked >= threshold))
+			break;
+		futex_wait(&bench->wake_at, threshold);
+		if (atomic_load(&bench->wake_at) == 0)
+			break;
+	}
+	atomic_store(&bench->wake_at, 0);
+}
+
+/* Take back every returned request; wait for some if @wait and none are back. */
 static void reap(struct bench *bench, bool wait)
 {
-	unsigned int spins = 0;
-
 	for (;;) {
 		struct bench_request *list =
 		    atomic_exchange_explicit(&bench->returned, NULL, memory_order_acquire);
@@ -234,8 +296,7 @@ static void reap(struct bench *bench, bool wait)
 		}
 		if (!wait)
 			return;
-		if (++spins > 200)
-			sched_yield();
+		wait_for_returns(bench);
 	}
 }
 
@@ -454,6 +515,8 @@ static void rebuild(struct bench *bench)
 		for (uint64_t i = 0; i < 3 * bench->records_per_chapter; i++)
 			submit(bench, UDS_POST, first + i, bench->depth);
 		drain(bench);
+		/* The chapters closed so far are on storage: those are what rebuild must find. */
+		uds_flush_index(bench->index);
 		raise(SIGKILL);
 	}
 	waitpid(child, &status, 0);
@@ -584,6 +647,7 @@ static void usage(void)
 	fprintf(
 	    stderr,
 	    "usage: uds-index-bench --path=FILE [--memory=MB] [--sparse] [--zones=N]\n"
+	    "       [--readers=N] [--disk-threads=N]\n"
 	    "       [--records=N] [--samples=N] [--depth=N] [--seed=N] [--page-size=BYTES]\n"
 	    "       [--phases=all|name,...] [--chapters=N --record-pages=N [--sparse-chapters=N]]\n"
 	    "       [--segment=N] [--rewrite-percent=P] [--rewrite-window=N]\n"
@@ -598,6 +662,8 @@ int main(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "sparse", no_argument, NULL, 's' },
 		{ "zones", required_argument, NULL, 'z' },
+		{ "readers", required_argument, NULL, 'R' },
+		{ "disk-threads", required_argument, NULL, 'D' },
 		{ "records", required_argument, NULL, 'n' },
 		{ "samples", required_argument, NULL, 'q' },
 		{ "depth", required_argument, NULL, 'd' },
@@ -640,6 +706,12 @@ int main(int argc, char **argv)
 			break;
 		case 'z':
 			bench.parameters.zone_count = (unsigned int) strtoul(optarg, NULL, 0);
+			break;
+		case 'R':
+			bench.parameters.reader_threads = (unsigned int) strtoul(optarg, NULL, 0);
+			break;
+		case 'D':
+			bench.parameters.disk_threads = (unsigned int) strtoul(optarg, NULL, 0);
 			break;
 		case 'n':
 			bench.fill_count = strtoull(optarg, NULL, 0);

@@ -27,12 +27,16 @@
 #include "work-queue.h"
 
 enum {
-	DEFAULT_READER_THREADS = 4,
+	DEFAULT_READER_THREADS = 2,
+	DEFAULT_DISK_THREADS = 8,
 	DEFAULT_CACHE_CHAPTERS = 7,
 	/* Times a request may be parked for reads before it gives up on the chapter. */
 	MAX_REQUEUES = 4,
 	NO_CHAPTER = -1,
 };
+
+/* uds_request.resume_chapter when no search is under way. */
+#define NO_RESUME_CHAPTER UINT64_MAX
 
 struct uds_index;
 
@@ -86,6 +90,11 @@ struct index_zone {
 	struct uds_page_cache *cache;
 	/* One per cache entry. */
 	struct page_read *reads;
+	/* Requests waiting, in arrival order, for a cache entry that is not LOADING; and whether
+	 * the zone is restarting them (then a restarted one may claim ahead of those behind it). */
+	struct uds_request *cache_waiters;
+	struct uds_request *cache_waiters_tail;
+	bool restarting_cache_waiters;
 	/* Sparse indexes only: the cached sparse chapter indexes, one load per entry, and the
 	 * requests waiting for loads in progress before they search the cache. */
 	struct uds_sparse_cache *sparse_cache;
@@ -125,8 +134,12 @@ struct uds_index {
 	unsigned int zone_count;
 	struct index_zone *zones;
 	struct dd_thread_set *zone_threads;
+	/* Page reads: readers copy pages from the OS cache and never wait for the disk; a read
+	 * that would wait goes on to a disk thread. */
 	struct dd_thread_set *reader_threads;
+	struct dd_thread_set *disk_threads;
 	atomic_uint next_reader;
+	atomic_uint next_disk_thread;
 	struct chapter_writer writer;
 	/* Requests launched and not yet called back. */
 	atomic_uint_fast64_t requests_in_flight;

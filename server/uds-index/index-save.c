@@ -14,20 +14,12 @@
 /* Wait until no request, message or chapter write is pending. */
 static int quiesce(struct uds_index *index)
 {
-	uint64_t newest;
 	int result;
 
+	if (dd_current_thread_set() != NULL)
+		return dd_log_error_strerror(DD_ASSERTION_FAILED,
+		                             "an index cannot be saved from one of its threads");
 	uds_flush_index(index);
-	result = dd_thread_set_wait_until_idle(index->zone_threads);
-	if (result != DD_SUCCESS)
-		return result;
-	/* Queued messages may have started sparse chapter loads. */
-	uds_flush_index(index);
-	result = dd_thread_set_wait_until_idle(index->zone_threads);
-	if (result != DD_SUCCESS)
-		return result;
-	newest = index->zones[0].newest_chapter;
-	uds_wait_for_chapter_writer(&index->writer, newest);
 	pthread_mutex_lock(&index->writer.mutex);
 	result = index->writer.result;
 	pthread_mutex_unlock(&index->writer.mutex);

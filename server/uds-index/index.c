@@ -11,12 +11,16 @@
  * A request. Search the volume index. If it names a chapter: the open chapter is searched in
  * memory, so is the chapter being written (each zone keeps its part until the next close);
  * older chapters are searched through one chapter index page and one record page, taken from
- * the zone's page cache or read. A read first tries the OS page cache without blocking
- * (RWF_NOWAIT); only a read that would wait on the disk goes to a reader thread, and the request
- * is parked on the cache entry until the page arrives. Parked requests then start again from the
- * volume index search (the index may have changed meanwhile). Then the request acts: POST adds
- * or refreshes, UPDATE stores, QUERY refreshes, DELETE removes; the callback runs on the zone
- * thread.
+ * the zone's page cache or read, and the request is parked on the cache entry until the page
+ * arrives. It then resumes where it stopped (search_volume()), so it needs each page once.
+ * Then the request acts: POST adds or refreshes, UPDATE stores, QUERY refreshes, DELETE removes;
+ * the callback runs on the zone thread.
+ *
+ * Reads. A zone with nothing else to do reads a page itself when the OS has it cached
+ * (RWF_NOWAIT): for one request in flight that is quicker than any hand-off. A busy zone hands
+ * every read to a reader thread, so that the copies and checksums run beside the zone thread
+ * on another core. Readers never wait for the disk either: a read that would wait goes on to
+ * one of the disk threads, which are many so that cold reads keep the device busy.
  *
  * Closing a chapter. Each zone holds records_per_chapter / Z records of the open chapter. The
  * first zone to fill its part closes the chapter and tells every other zone to close it too
@@ -113,15 +117,57 @@ static void restart_waiters(struct uds_request *waiters, bool read_failed)
 	}
 }
 
+/*
+ * Park a request until a cache entry can be claimed: every entry is being read (more misses in
+ * flight than the cache has entries). Requests wait in arrival order; one being restarted is
+ * older than all those still waiting, so it goes back at the front.
+ */
+static void wait_for_cache_entry(struct index_zone *zone, struct uds_request *request)
+{
+	if (zone->cache_waiters == NULL) {
+		request->next_waiter = NULL;
+		zone->cache_waiters = request;
+		zone->cache_waiters_tail = request;
+	} else if (zone->restarting_cache_waiters) {
+		request->next_waiter = zone->cache_waiters;
+		zone->cache_waiters = request;
+	} else {
+		request->next_waiter = NULL;
+		zone->cache_waiters_tail->next_waiter = request;
+		zone->cache_waiters_tail = request;
+	}
+}
+
+/*
+ * Restart the requests waiting for a cache entry, in order, while an entry can be claimed. Each
+ * claims at most one entry before it finishes or parks, so each one restarted gets its entry.
+ */
+static void restart_cache_waiters(struct index_zone *zone)
+{
+	zone->restarting_cache_waiters = true;
+	while ((zone->cache_waiters != NULL) && uds_page_cache_can_claim(zone->cache)) {
+		struct uds_request *request = zone->cache_waiters;
+
+		zone->cache_waiters = request->next_waiter;
+		request->next_waiter = NULL;
+		process_request(request);
+	}
+	zone->restarting_cache_waiters = false;
+}
+
+/*
+ * Finish loading a cache entry: keep it if it read and verified, and restart its waiters. The
+ * entry stays pinned while they run, so that none of them evicts it before the others have
+ * used it; then the requests waiting for a free entry get their turn.
+ */
 static void finish_page_load(struct index_zone *zone, struct uds_cached_page *page, int result)
 {
 	struct uds_request *waiters = page->waiters;
 
-	if (result == DD_SUCCESS)
-		result = uds_validate_cached_page(zone->index, page);
+	page->waiters = NULL;
 	if (result == DD_SUCCESS) {
-		page->state = UDS_PAGE_READY;
-		page->waiters = NULL;
+		uds_page_cache_loaded(zone->cache, page);
+		uds_page_cache_pin(zone->cache, page);
 	} else {
 		zone->stats.read_errors++;
 		dd_log_warning("page %u of chapter %llu is unreadable or corrupt: %s",
@@ -130,6 +176,8 @@ static void finish_page_load(struct index_zone *zone, struct uds_cached_page *pa
 		uds_page_cache_release(zone->cache, page);
 	}
 	restart_waiters(waiters, result != DD_SUCCESS);
+	uds_page_cache_unpin(zone->cache, page);
+	restart_cache_waiters(zone);
 }
 
 /* Zone thread: a reader finished. */
@@ -140,36 +188,127 @@ static void page_read_done(struct dd_completion *completion)
 	finish_page_load(read->zone, read->page, read->result);
 }
 
-/* Reader thread: read the page, then send the completion back to the zone. */
-static void read_page_on_reader(struct dd_completion *completion)
+/* Reader or disk thread: check a page read into a cache entry and hand it back to its zone. */
+static void return_page_read(struct page_read *read)
 {
-	struct page_read *read = completion->parent;
 	struct index_zone *zone = read->zone;
+	struct dd_completion *completion = &read->completion;
 
-	read->result = uds_read_volume_page(zone->index->volume, read->page->virtual_chapter,
-	                                    read->page->page_number, read->page->data);
+	if (read->result == DD_SUCCESS)
+		read->result = uds_validate_cached_page(zone->index, read->page);
 	completion->thread_set = zone->index->zone_threads;
 	dd_launch_completion_callback(completion, page_read_done, zone->id);
 }
 
-static unsigned int next_reader(struct uds_index *index)
+/* Disk thread: read the page, waiting for the disk if need be. */
+static void read_page_on_disk_thread(struct dd_completion *completion)
 {
-	return atomic_fetch_add(&index->next_reader, 1) %
-	       dd_thread_set_count(index->reader_threads);
+	struct page_read *read = completion->parent;
+	const struct uds_cached_page *page = read->page;
+
+	read->result = uds_read_volume_page(read->zone->index->volume, page->virtual_chapter,
+	                                    page->page_number, page->data);
+	return_page_read(read);
 }
 
-static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page)
+static unsigned int next_thread(atomic_uint *counter, struct dd_thread_set *threads)
+{
+	return atomic_fetch_add_explicit(counter, 1, memory_order_relaxed) %
+	       dd_thread_set_count(threads);
+}
+
+static unsigned int next_reader(struct uds_index *index)
+{
+	return next_thread(&index->next_reader, index->reader_threads);
+}
+
+/* Send a read to a disk thread. */
+static void queue_disk_read(struct page_read *read)
+{
+	struct uds_index *index = read->zone->index;
+	struct dd_completion *completion = &read->completion;
+
+	completion->thread_set = index->disk_threads;
+	dd_launch_completion_callback(completion, read_page_on_disk_thread,
+	                              next_thread(&index->next_disk_thread, index->disk_threads));
+}
+
+/*
+ * Reader thread: copy the page from the OS cache, or pass the read on to a disk thread if that
+ * would wait. The entry is LOADING, so the zone leaves its data and opened index page alone.
+ */
+static void read_page_on_reader(struct dd_completion *completion)
+{
+	struct page_read *read = completion->parent;
+	const struct uds_cached_page *page = read->page;
+
+	read->result = uds_read_volume_page_nowait(read->zone->index->volume, page->virtual_chapter,
+	                                           page->page_number, page->data);
+	if (read->result == DD_QUEUED) {
+		queue_disk_read(read);
+		return;
+	}
+	return_page_read(read);
+}
+
+/* Hand a page read to a reader thread (@cached: it may be in the OS cache) or a disk thread. */
+static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page, bool cached)
 {
 	struct uds_index *index = zone->index;
 	struct page_read *read = &zone->reads[page - zone->cache->pages];
-	unsigned int reader = next_reader(index);
 
 	zone->stats.reads_queued++;
 	read->zone = zone;
 	read->page = page;
+	if (!cached) {
+		dd_initialize_completion(&read->completion, index->disk_threads);
+		read->completion.parent = read;
+		queue_disk_read(read);
+		return;
+	}
 	dd_initialize_completion(&read->completion, index->reader_threads);
-	dd_prepare_completion(&read->completion, read_page_on_reader, NULL, reader, read);
+	dd_prepare_completion(&read->completion, read_page_on_reader, NULL, next_reader(index),
+	                      read);
 	dd_launch_completion(&read->completion);
+}
+
+/*
+ * Whether the zone has work waiting behind the current request. A busy zone hands every page
+ * read to the reader threads, so that the copies and checksums of many reads run beside the
+ * zone thread; an idle one reads from the OS cache itself, which is quicker for one request.
+ */
+static bool zone_is_busy(const struct index_zone *zone)
+{
+	const struct uds_index *index = zone->index;
+
+	return atomic_load_explicit(&index->requests_in_flight, memory_order_relaxed) >
+	       2 * index->zone_count;
+}
+
+/* Read a page into a claimed cache entry on the zone thread, or queue the read. */
+static int load_page(struct index_zone *zone, struct uds_cached_page *page)
+{
+	int result;
+
+	if (zone_is_busy(zone)) {
+		queue_page_read(zone, page, true);
+		return DD_SUCCESS;
+	}
+	result = uds_read_volume_page_nowait(zone->index->volume, page->virtual_chapter,
+	                                     page->page_number, page->data);
+	if (result == DD_QUEUED) {
+		queue_page_read(zone, page, false);
+		return DD_SUCCESS;
+	}
+	if (result == DD_SUCCESS)
+		result = uds_validate_cached_page(zone->index, page);
+	if (result != DD_SUCCESS) {
+		zone->stats.read_errors++;
+		uds_page_cache_release(zone->cache, page);
+		return result;
+	}
+	uds_page_cache_loaded(zone->cache, page);
+	return DD_SUCCESS;
 }
 
 /*
@@ -180,29 +319,22 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
                     uint32_t page_number, struct uds_cached_page **page_ptr)
 {
 	struct uds_cached_page *page = uds_page_cache_find(zone->cache, chapter, page_number);
-	int result;
 
 	if (page == NULL) {
+		int result;
+
+		/* Claims are served in order: none ahead of requests already waiting for one. */
+		if (!uds_page_cache_can_claim(zone->cache) ||
+		    ((zone->cache_waiters != NULL) && !zone->restarting_cache_waiters)) {
+			wait_for_cache_entry(zone, request);
+			return DD_QUEUED;
+		}
 		page = uds_page_cache_claim(zone->cache, chapter, page_number);
 		if (page == NULL)
 			return DD_OVERFLOW;
-		result = uds_read_volume_page_nowait(zone->index->volume, chapter, page_number,
-		                                     page->data);
-		if (result == DD_SUCCESS) {
-			result = uds_validate_cached_page(zone->index, page);
-			if (result != DD_SUCCESS) {
-				zone->stats.read_errors++;
-				uds_page_cache_release(zone->cache, page);
-				return result;
-			}
-			page->state = UDS_PAGE_READY;
-		} else if (result == DD_QUEUED) {
-			queue_page_read(zone, page);
-		} else {
-			zone->stats.read_errors++;
-			uds_page_cache_release(zone->cache, page);
+		result = load_page(zone, page);
+		if (result != DD_SUCCESS)
 			return result;
-		}
 	}
 	if (page->state == UDS_PAGE_LOADING) {
 		if (request->requeue_count >= MAX_REQUEUES)
@@ -216,29 +348,40 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
 	return DD_SUCCESS;
 }
 
-/* Search a closed chapter on storage (through the cache). */
+/*
+ * Search a closed chapter on storage (through the cache). The request notes how far it got, so
+ * that once parked it resumes with the page it waited for instead of starting over: at high
+ * depth the index page it read first may be evicted before the record page arrives.
+ */
 static int search_volume(struct index_zone *zone, struct uds_request *request, uint64_t chapter,
                          bool *found, struct uds_record_data *data)
 {
 	struct uds_index *index = zone->index;
-	uint32_t list = uds_chapter_index_list(&index->geometry, &request->record_name);
 	struct uds_cached_page *page;
-	uint32_t index_page;
-	uint32_t record_page;
 	int result;
 
 	*found = false;
-	if (uds_find_index_page(index->volume, chapter, list, &index_page) != DD_SUCCESS)
-		return DD_SUCCESS;
-	result = get_page(zone, request, chapter, index_page, &page);
-	if (result != DD_SUCCESS)
-		return result;
-	result = uds_search_chapter_index_page(&page->index_page, &index->geometry,
-	                                       &request->record_name, &record_page);
-	if ((result != DD_SUCCESS) || (record_page == UDS_NO_RECORD_PAGE))
-		return result;
-	result = get_page(zone, request, chapter,
-	                  index->geometry.index_pages_per_chapter + record_page, &page);
+	if ((request->resume_chapter != chapter) ||
+	    (request->resume_record_page == UDS_NO_RECORD_PAGE)) {
+		uint32_t list = uds_chapter_index_list(&index->geometry, &request->record_name);
+		uint32_t index_page;
+
+		request->resume_chapter = chapter;
+		request->resume_record_page = UDS_NO_RECORD_PAGE;
+		if (uds_find_index_page(index->volume, chapter, list, &index_page) != DD_SUCCESS)
+			return DD_SUCCESS;
+		result = get_page(zone, request, chapter, index_page, &page);
+		if (result != DD_SUCCESS)
+			return result;
+		result = uds_search_chapter_index_page(&page->index_page, &index->geometry,
+		                                       &request->record_name,
+		                                       &request->resume_record_page);
+		if ((result != DD_SUCCESS) || (request->resume_record_page == UDS_NO_RECORD_PAGE))
+			return result;
+	}
+	result =
+	    get_page(zone, request, chapter,
+	             index->geometry.index_pages_per_chapter + request->resume_record_page, &page);
 	if (result != DD_SUCCESS)
 		return result;
 	*found = uds_search_record_page(&index->geometry, page->data, &request->record_name, data);
@@ -302,8 +445,8 @@ static void sparse_load_done(struct dd_completion *completion)
 	atomic_fetch_sub_explicit(&zone->index->requests_in_flight, 1, memory_order_release);
 }
 
-/* Reader thread: read and open the chapter's index pages, then hand the entry back. */
-static void load_sparse_on_reader(struct dd_completion *completion)
+/* Disk thread: read and open the chapter's index pages, then hand the entry back. */
+static void load_sparse_on_disk_thread(struct dd_completion *completion)
 {
 	struct sparse_load *load = completion->parent;
 	struct index_zone *zone = load->zone;
@@ -337,9 +480,9 @@ static bool cache_sparse_chapter(struct index_zone *zone, uint64_t chapter)
 	load->chapter = entry;
 	/* A load in flight counts as work in flight, so flushes and saves wait for it. */
 	atomic_fetch_add_explicit(&index->requests_in_flight, 1, memory_order_relaxed);
-	dd_initialize_completion(&load->completion, index->reader_threads);
-	dd_prepare_completion(&load->completion, load_sparse_on_reader, NULL, next_reader(index),
-	                      load);
+	dd_initialize_completion(&load->completion, index->disk_threads);
+	dd_prepare_completion(&load->completion, load_sparse_on_disk_thread, NULL,
+	                      next_thread(&index->next_disk_thread, index->disk_threads), load);
 	dd_launch_completion(&load->completion);
 	return true;
 }
@@ -399,18 +542,25 @@ static int search_sparse_cache(struct index_zone *zone, struct uds_request *requ
 		zone->sparse_waiters = request;
 		return DD_QUEUED;
 	}
-	if (request->read_failed ||
-	    !uds_search_sparse_cache(zone->sparse_cache, index->volume, &request->record_name,
-	                             uds_oldest_chapter_of(index, zone->newest_chapter),
-	                             chapter_ptr, &record_page))
+	if (request->read_failed)
 		return DD_SUCCESS;
-	result =
-	    get_page(zone, request, *chapter_ptr, g->index_pages_per_chapter + record_page, &page);
-	if (result == DD_QUEUED)
-		return result;
-	if (result == DD_SUCCESS)
+	/* A chapter index can match a name its chapter does not hold; then try older chapters. */
+	for (uint64_t below = UINT64_MAX;; below = *chapter_ptr) {
+		if (!uds_search_sparse_cache(zone->sparse_cache, index->volume,
+		                             &request->record_name,
+		                             uds_oldest_chapter_of(index, zone->newest_chapter),
+		                             below, chapter_ptr, &record_page))
+			return DD_SUCCESS;
+		result = get_page(zone, request, *chapter_ptr,
+		                  g->index_pages_per_chapter + record_page, &page);
+		if (result == DD_QUEUED)
+			return result;
+		if (result != DD_SUCCESS)
+			continue;
 		*found = uds_search_record_page(g, page->data, &request->record_name, data);
-	return DD_SUCCESS;
+		if (*found)
+			return DD_SUCCESS;
+	}
 }
 
 /* Whether a request should look in the sparse cache after the volume index found nothing. */
@@ -515,49 +665,105 @@ static void finish_request(struct index_zone *zone, struct uds_request *request,
 	atomic_fetch_sub_explicit(&index->requests_in_flight, 1, memory_order_release);
 }
 
+/* What a request learned from its search. */
+struct search_result {
+	struct uds_volume_index_record record;
+	bool found;
+	struct uds_record_data data;
+	enum uds_index_region location;
+};
+
+/* Search the volume index for the request's name, then the chapter it names (or the sparse cache).
+ */
+static int search_index(struct index_zone *zone, struct uds_request *request,
+                        struct search_result *search)
+{
+	struct uds_index *index = zone->index;
+	int result;
+
+	request->resume_chapter = NO_RESUME_CHAPTER;
+	result = uds_get_volume_index_record(index->volume_index, &request->record_name,
+	                                     &search->record);
+	if (result != DD_SUCCESS)
+		return result;
+	if (search->record.is_found) {
+		if ((zone->sparse_cache != NULL) &&
+		    uds_is_volume_index_sample(index->volume_index, &request->record_name))
+			note_sparse_hook(zone, search->record.virtual_chapter);
+		return search_chapter(zone, request, search->record.virtual_chapter, &search->found,
+		                      &search->data, &search->location);
+	}
+	if (wants_sparse_search(zone, request)) {
+		uint64_t chapter;
+
+		search->location = UDS_LOCATION_IN_SPARSE;
+		return search_sparse_cache(zone, request, &search->found, &search->data, &chapter);
+	}
+	return DD_SUCCESS;
+}
+
+/*
+ * A request parked on a page of a closed chapter resumes that chapter's search without searching
+ * the volume index again. A request that will change the index then takes its volume index
+ * record afresh, and starts over if the record no longer names that chapter.
+ */
+static int resume_search(struct index_zone *zone, struct uds_request *request,
+                         struct search_result *search)
+{
+	struct uds_index *index = zone->index;
+	uint64_t chapter = request->resume_chapter;
+	int result;
+
+	if (chapter < uds_oldest_chapter_of(index, zone->newest_chapter))
+		return search_index(zone, request, search);
+	result = search_chapter(zone, request, chapter, &search->found, &search->data,
+	                        &search->location);
+	if (result != DD_SUCCESS)
+		return result;
+	if (request->type == UDS_QUERY_NO_UPDATE) {
+		search->record.is_found = true;
+		search->record.virtual_chapter = chapter;
+		return DD_SUCCESS;
+	}
+	result = uds_get_volume_index_record(index->volume_index, &request->record_name,
+	                                     &search->record);
+	if (result != DD_SUCCESS)
+		return result;
+	if (search->record.is_found && (search->record.virtual_chapter == chapter))
+		return DD_SUCCESS;
+	*search = (struct search_result){ .location = UDS_LOCATION_UNAVAILABLE };
+	return search_index(zone, request, search);
+}
+
 /* The request's work on its zone thread; see the top of the file. */
 static int dispatch_request(struct index_zone *zone, struct uds_request *request)
 {
-	struct uds_index *index = zone->index;
-	struct uds_volume_index_record record;
-	enum uds_index_region location = UDS_LOCATION_UNAVAILABLE;
-	struct uds_record_data found_data;
-	bool found = false;
+	struct search_result search = { .location = UDS_LOCATION_UNAVAILABLE };
+	struct uds_volume_index_record *record = &search.record;
+	bool found;
 	int result;
 
-	result = uds_get_volume_index_record(index->volume_index, &request->record_name, &record);
+	if (request->resume_chapter != NO_RESUME_CHAPTER)
+		result = resume_search(zone, request, &search);
+	else
+		result = search_index(zone, request, &search);
 	if (result != DD_SUCCESS)
 		return result;
-	if (record.is_found) {
-		if ((zone->sparse_cache != NULL) &&
-		    uds_is_volume_index_sample(index->volume_index, &request->record_name))
-			note_sparse_hook(zone, record.virtual_chapter);
-		result = search_chapter(zone, request, record.virtual_chapter, &found, &found_data,
-		                        &location);
-		if (result != DD_SUCCESS)
-			return result;
-	} else if (wants_sparse_search(zone, request)) {
-		uint64_t chapter;
-
-		result = search_sparse_cache(zone, request, &found, &found_data, &chapter);
-		if (result != DD_SUCCESS)
-			return result;
-		location = UDS_LOCATION_IN_SPARSE;
-	}
+	found = search.found;
 	request->found = found;
-	request->location = found ? location : UDS_LOCATION_UNAVAILABLE;
+	request->location = found ? search.location : UDS_LOCATION_UNAVAILABLE;
 	if (found)
-		request->old_data = found_data;
+		request->old_data = search.data;
 
 	switch (request->type) {
 	case UDS_QUERY_NO_UPDATE:
 		return DD_SUCCESS;
 	case UDS_DELETE:
 		if (found) {
-			if (record.virtual_chapter == zone->newest_chapter)
+			if (record->virtual_chapter == zone->newest_chapter)
 				uds_remove_from_open_chapter(zone->open_chapter,
 				                             &request->record_name);
-			return uds_remove_volume_index_record(&record);
+			return uds_remove_volume_index_record(record);
 		}
 		return DD_SUCCESS;
 	case UDS_QUERY:
@@ -569,20 +775,20 @@ static int dispatch_request(struct index_zone *zone, struct uds_request *request
 	}
 
 	/* POST, UPDATE, and QUERY of a found record: it goes into the open chapter. */
-	if (found && (record.virtual_chapter == zone->newest_chapter)) {
+	if (found && (record->virtual_chapter == zone->newest_chapter)) {
 		if (request->type != UDS_UPDATE)
 			return DD_SUCCESS;
-	} else if (record.is_found && (found || record.is_collision)) {
-		result = uds_set_volume_index_record_chapter(&record, zone->newest_chapter);
+	} else if (record->is_found && (found || record->is_collision)) {
+		result = uds_set_volume_index_record_chapter(record, zone->newest_chapter);
 	} else {
-		result = uds_put_volume_index_record(&record, zone->newest_chapter);
+		result = uds_put_volume_index_record(record, zone->newest_chapter);
 		if (result == DD_OVERFLOW)
 			return DD_SUCCESS;
 	}
 	if (result != DD_SUCCESS)
 		return result;
 	put_record_in_zone(zone, &request->record_name,
-	                   (found && (request->type != UDS_UPDATE)) ? &found_data
+	                   (found && (request->type != UDS_UPDATE)) ? &search.data
 	                                                            : &request->new_data);
 	return DD_SUCCESS;
 }
@@ -619,6 +825,7 @@ int uds_launch_request(struct uds_request *request)
 	request->requeue_count = 0;
 	request->read_failed = false;
 	request->sparse_ticket = 0;
+	request->resume_chapter = NO_RESUME_CHAPTER;
 	atomic_fetch_add_explicit(&index->requests_in_flight, 1, memory_order_relaxed);
 	dd_initialize_completion(&request->completion, index->zone_threads);
 	dd_prepare_completion(&request->completion, process_request_callback, NULL, zone->id,
@@ -627,7 +834,7 @@ int uds_launch_request(struct uds_request *request)
 	return DD_SUCCESS;
 }
 
-void uds_flush_index(struct uds_index *index)
+static void wait_for_requests(struct uds_index *index)
 {
 	unsigned int spins = 0;
 
@@ -635,6 +842,20 @@ void uds_flush_index(struct uds_index *index)
 		if (++spins > 1000)
 			dd_sleep_ns(50 * 1000);
 	}
+}
+
+void uds_flush_index(struct uds_index *index)
+{
+	wait_for_requests(index);
+	if (dd_thread_set_wait_until_idle(index->zone_threads) != DD_SUCCESS)
+		return;
+	/* Queued messages (closes, sparse hooks) may have started more work. */
+	wait_for_requests(index);
+	if (dd_thread_set_wait_until_idle(index->zone_threads) != DD_SUCCESS)
+		return;
+	/* Every zone has closed the same chapters now. */
+	if (index->writer.started)
+		uds_wait_for_chapter_writer(&index->writer, index->zones[0].newest_chapter);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -811,21 +1032,31 @@ static void prefetch_zone_work(struct dd_completion *completion, unsigned int st
 	uds_prefetch_volume_index_name(request->index->volume_index, &request->record_name, stage);
 }
 
+/* Start a set of I/O threads that sleep as soon as they run out of work. */
+static int start_io_threads(const char *name, unsigned int count, struct dd_thread_set **set_ptr)
+{
+	struct dd_thread_set_config config = dd_default_thread_set_config(name, count);
+
+	config.spin_ns = 0;
+	return dd_make_thread_set(&config, set_ptr);
+}
+
 static int start_threads(struct uds_index *index)
 {
+	const struct uds_parameters *p = &index->parameters;
 	struct dd_thread_set_config config =
 	    dd_default_thread_set_config("udszone", index->zone_count);
 	int result;
 
 	config.prefetch = prefetch_zone_work;
 	result = dd_make_thread_set(&config, &index->zone_threads);
-
-	if (result != DD_SUCCESS)
-		return result;
-	config = dd_default_thread_set_config("udsread", index->parameters.reader_threads
-	                                                     ?: DEFAULT_READER_THREADS);
-	config.spin_ns = 0;
-	return dd_make_thread_set(&config, &index->reader_threads);
+	if (result == DD_SUCCESS)
+		result = start_io_threads("udsread", p->reader_threads ?: DEFAULT_READER_THREADS,
+		                          &index->reader_threads);
+	if (result == DD_SUCCESS)
+		result = start_io_threads("udsdisk", p->disk_threads ?: DEFAULT_DISK_THREADS,
+		                          &index->disk_threads);
+	return result;
 }
 
 /* Bring the index's state up: load the newest clean save, or rebuild. */
@@ -940,14 +1171,12 @@ void uds_free_index(struct uds_index *index)
 {
 	if (index == NULL)
 		return;
-	if (index->zone_threads != NULL) {
-		/* Messages still queued may start sparse chapter loads: wait for those too. */
+	if (index->zone_threads != NULL)
 		uds_flush_index(index);
-		if (dd_thread_set_wait_until_idle(index->zone_threads) == DD_SUCCESS)
-			uds_flush_index(index);
-	}
-	/* Readers first: one may still be inside its hand-off to a zone thread's queue. */
+	/* Readers, then disk threads, then zones: each may still be inside its hand-off to the
+	 * next one's queue. */
 	dd_free_thread_set(index->reader_threads);
+	dd_free_thread_set(index->disk_threads);
 	dd_free_thread_set(index->zone_threads);
 	uds_free_chapter_writer(index);
 	if (index->zones != NULL) {

@@ -109,14 +109,14 @@ static void unhash_page(struct uds_page_cache *cache, struct uds_cached_page *pa
 	page->hash_next = NO_ENTRY;
 }
 
-/* Move the clock hand to an entry that may be replaced (not LOADING, not referenced). */
+/* Move the clock hand to an entry that may be replaced (not LOADING or pinned, not referenced). */
 static struct uds_cached_page *choose_victim(struct uds_page_cache *cache)
 {
 	for (uint32_t steps = 0; steps < 2 * cache->capacity + 1; steps++) {
 		struct uds_cached_page *page = &cache->pages[cache->clock_hand];
 
 		cache->clock_hand = (cache->clock_hand + 1) % cache->capacity;
-		if (page->state == UDS_PAGE_LOADING)
+		if ((page->state == UDS_PAGE_LOADING) || page->pinned)
 			continue;
 		if (page->referenced) {
 			page->referenced = false;
@@ -142,6 +142,7 @@ struct uds_cached_page *uds_page_cache_claim(struct uds_page_cache *cache, uint6
 	page->virtual_chapter = virtual_chapter;
 	page->page_number = page_number;
 	page->state = UDS_PAGE_LOADING;
+	cache->busy++;
 	page->referenced = true;
 	page->waiters = NULL;
 	bucket = hash_key(virtual_chapter, page_number, cache->bucket_mask);
@@ -150,8 +151,33 @@ struct uds_cached_page *uds_page_cache_claim(struct uds_page_cache *cache, uint6
 	return page;
 }
 
+void uds_page_cache_loaded(struct uds_page_cache *cache, struct uds_cached_page *page)
+{
+	if (page->state == UDS_PAGE_LOADING)
+		cache->busy--;
+	page->state = UDS_PAGE_READY;
+}
+
+void uds_page_cache_pin(struct uds_page_cache *cache, struct uds_cached_page *page)
+{
+	if (!page->pinned && (page->state == UDS_PAGE_READY)) {
+		page->pinned = true;
+		cache->busy++;
+	}
+}
+
+void uds_page_cache_unpin(struct uds_page_cache *cache, struct uds_cached_page *page)
+{
+	if (page->pinned) {
+		page->pinned = false;
+		cache->busy--;
+	}
+}
+
 void uds_page_cache_release(struct uds_page_cache *cache, struct uds_cached_page *page)
 {
+	if (page->state == UDS_PAGE_LOADING)
+		cache->busy--;
 	unhash_page(cache, page);
 	page->state = UDS_PAGE_EMPTY;
 	page->referenced = false;

@@ -34,6 +34,8 @@ struct uds_cached_page {
 	uint32_t page_number;
 	enum uds_cached_page_state state;
 	bool referenced;
+	/* Held in the cache while the requests that waited for it use it. */
+	bool pinned;
 	/* Next entry in the same hash bucket, or UINT32_MAX. */
 	uint32_t hash_next;
 	/* The page bytes (bytes_per_page, aligned for direct I/O). */
@@ -57,6 +59,8 @@ struct uds_page_cache {
 	uint32_t *buckets;
 	uint32_t bucket_mask;
 	uint32_t clock_hand;
+	/* Entries that cannot be replaced: LOADING or pinned. */
+	uint32_t busy;
 	struct uds_page_cache_stats stats;
 	/* One buffer holding every page. */
 	uint8_t *memory;
@@ -83,13 +87,31 @@ struct uds_cached_page *uds_page_cache_find(struct uds_page_cache *cache, uint64
  *                          recently used entry that is not LOADING and gives it the new key in
  *                          the LOADING state.
  *
- * Return: the entry, or NULL if every entry is LOADING.
+ * Return: the entry, or NULL if every entry is LOADING or pinned.
  */
 struct uds_cached_page *uds_page_cache_claim(struct uds_page_cache *cache, uint64_t virtual_chapter,
                                              uint32_t page_number);
 
+/** uds_page_cache_loaded() - Mark a LOADING entry READY: its page has been read and checked. */
+void uds_page_cache_loaded(struct uds_page_cache *cache, struct uds_cached_page *page);
+
 /** uds_page_cache_release() - Forget an entry (a failed read): it becomes EMPTY. */
 void uds_page_cache_release(struct uds_page_cache *cache, struct uds_cached_page *page);
+
+/**
+ * uds_page_cache_pin() - Keep a READY entry from being replaced (while the requests that waited
+ *                        for it run), until uds_page_cache_unpin().
+ */
+void uds_page_cache_pin(struct uds_page_cache *cache, struct uds_cached_page *page);
+
+/** uds_page_cache_unpin() - Let a pinned entry be replaced again. */
+void uds_page_cache_unpin(struct uds_page_cache *cache, struct uds_cached_page *page);
+
+/** uds_page_cache_can_claim() - Whether uds_page_cache_claim() would find an entry. */
+static inline bool uds_page_cache_can_claim(const struct uds_page_cache *cache)
+{
+	return cache->busy < cache->capacity;
+}
 
 /** uds_page_cache_memory() - Bytes a cache of @capacity pages allocates. */
 size_t uds_page_cache_memory(const struct uds_geometry *geometry, uint32_t capacity);

@@ -214,7 +214,8 @@ static bool search_chapter_index(struct uds_sparse_chapter *chapter,
 
 bool uds_search_sparse_cache(struct uds_sparse_cache *cache, const struct uds_volume *volume,
                              const struct dd_record_name *name, uint64_t oldest_chapter,
-                             uint64_t *chapter_ptr, uint32_t *record_page_ptr)
+                             uint64_t below_chapter, uint64_t *chapter_ptr,
+                             uint32_t *record_page_ptr)
 {
 	struct uds_sparse_chapter *order[MAX_SEARCHED];
 	uint32_t count = searchable_chapters(cache, oldest_chapter, order);
@@ -222,6 +223,8 @@ bool uds_search_sparse_cache(struct uds_sparse_cache *cache, const struct uds_vo
 	for (uint32_t i = 0; i < count; i++) {
 		struct uds_sparse_chapter *chapter = order[i];
 
+		if (chapter->virtual_chapter >= below_chapter)
+			continue;
 		if (search_chapter_index(chapter, volume, name, record_page_ptr)) {
 			cache->stats.hits++;
 			mark_used(cache, chapter);

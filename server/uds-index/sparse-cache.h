@@ -146,6 +146,9 @@ bool uds_sparse_cache_loading_before(const struct uds_sparse_cache *cache, uint6
  * @volume:          the volume (for the index page map)
  * @name:            the name
  * @oldest_chapter:  chapters older than this have expired and are not searched
+ * @below_chapter:   only chapters older than this are searched (UINT64_MAX: all); the caller
+ *                   passes the chapter of a match whose record page did not hold the name, so
+ *                   that a false match in a chapter index never hides an older true one
  * @chapter_ptr:     set to the chapter whose index holds the name
  * @record_page_ptr: set to the record page that may hold its record
  *
@@ -153,6 +156,7 @@ bool uds_sparse_cache_loading_before(const struct uds_sparse_cache *cache, uint6
  */
 bool uds_search_sparse_cache(struct uds_sparse_cache *cache, const struct uds_volume *volume,
                              const struct dd_record_name *name, uint64_t oldest_chapter,
-                             uint64_t *chapter_ptr, uint32_t *record_page_ptr);
+                             uint64_t below_chapter, uint64_t *chapter_ptr,
+                             uint32_t *record_page_ptr);
 
 #endif /* UDS_SPARSE_CACHE_H */

@@ -12,8 +12,9 @@
  * is handled asynchronously by the zone thread that owns its name and its callback is invoked on
  * that thread when done: a callback must be short and must not block (hand work off instead).
  * Many requests may be in flight; requests for the same name are handled in submission order.
- * uds_flush_index() waits until every request launched so far has called back. uds_save_index()
- * and uds_close_index() save the index so that the next open loads it instead of rebuilding.
+ * uds_flush_index() waits until every request launched so far has called back and its chapters
+ * are written. uds_save_index() and uds_close_index() save the index so that the next open loads
+ * it instead of rebuilding.
  *
  * Request semantics (as UDS):
  *   UDS_POST             found: old_data is the stored data, and the record is refreshed (copied
@@ -82,6 +83,10 @@ struct uds_request {
 	bool read_failed;
 	/* Sparse: the loads this request must see are those with a lower ticket (0: not set). */
 	uint64_t sparse_ticket;
+	/* A parked search of a closed chapter: the chapter (UINT64_MAX: none) and the record page
+	 * its index page named (UINT32_MAX: not known yet). */
+	uint64_t resume_chapter;
+	uint32_t resume_record_page;
 };
 
 enum uds_open_mode {
@@ -105,8 +110,11 @@ struct uds_parameters {
 	unsigned int zone_count;
 	/* Page size in bytes, 0 for 4096. */
 	uint32_t bytes_per_page;
-	/* Reader threads for pages not in the OS cache; 0 means 4. */
+	/* Threads that copy pages from the OS cache for busy zones; 0 means 2. */
 	unsigned int reader_threads;
+	/* Threads that wait for pages read from the disk (the queue depth of cold reads); 0 means
+	 * 8. */
+	unsigned int disk_threads;
 	/* Chapters' worth of pages in the page cache; 0 means 7. */
 	uint32_t cache_chapters;
 	/* For tests: an explicit shape instead of memory_mb (both 0 to use memory_mb). */
@@ -191,7 +199,11 @@ int DD_MUST_CHECK uds_open_index(enum uds_open_mode mode, const struct uds_param
  */
 int DD_MUST_CHECK uds_launch_request(struct uds_request *request);
 
-/** uds_flush_index() - Wait until every request launched before the call has called back. */
+/**
+ * uds_flush_index() - Wait until every request launched before the call has called back and every
+ *                     chapter they closed is written to storage (not synced). Call it off the
+ *                     index's threads (not from a callback).
+ */
 void uds_flush_index(struct uds_index *index);
 
 /** uds_save_index() - Flush, then save the index (it keeps running). */

@@ -59,14 +59,14 @@ static uint64_t data_of(const struct uds_request *request)
 	return data;
 }
 
-/** run_request() - Run one request for a number synchronously, with data @data. */
-static struct uds_request run_request(struct uds_index *index, enum uds_request_type type,
-                                      uint64_t number, uint64_t data)
+/** run_named_request() - Run one request for a name synchronously, with data @data. */
+static struct uds_request run_named_request(struct uds_index *index, enum uds_request_type type,
+                                            const struct dd_record_name *name, uint64_t data)
 {
 	struct test_request tr;
 
 	memset(&tr, 0, sizeof(tr));
-	make_name(number, &tr.request.record_name);
+	tr.request.record_name = *name;
 	memcpy(tr.request.new_data.data, &data, sizeof(data));
 	tr.request.type = type;
 	tr.request.callback = request_done;
@@ -78,15 +78,27 @@ static struct uds_request run_request(struct uds_index *index, enum uds_request_
 	return tr.request;
 }
 
+/** run_request() - Run one request for a number synchronously, with data @data. */
+static struct uds_request run_request(struct uds_index *index, enum uds_request_type type,
+                                      uint64_t number, uint64_t data)
+{
+	struct dd_record_name name;
+
+	make_name(number, &name);
+	return run_named_request(index, type, &name, data);
+}
+
 /* What to check of each request of a range: the request, its number, the data offset. */
 typedef void (*range_check_fn)(const struct uds_request *request, uint64_t number, uint64_t offset);
 
 /**
- * run_range() - Run @type requests for numbers [first, first + count) with data number +
- *               @offset, many in flight; call @check (if any) on each. Return: how many found.
+ * run_strided() - Run @type requests for numbers [first, first + count) with data number +
+ *                 @offset, many in flight, in the order first + (i * @stride) % count (a stride
+ *                 prime to count visits each number once); call @check (if any) on each.
+ *                 Return: how many found.
  */
-static uint64_t run_range(struct uds_index *index, enum uds_request_type type, uint64_t first,
-                          uint64_t count, uint64_t offset, range_check_fn check)
+static uint64_t run_strided(struct uds_index *index, enum uds_request_type type, uint64_t first,
+                            uint64_t count, uint64_t stride, uint64_t offset, range_check_fn check)
 {
 	enum {
 		BATCH = 256
@@ -98,7 +110,7 @@ static uint64_t run_range(struct uds_index *index, enum uds_request_type type, u
 		unsigned int n = (count - done < BATCH) ? (unsigned int) (count - done) : BATCH;
 
 		for (unsigned int i = 0; i < n; i++) {
-			uint64_t number = first + done + i;
+			uint64_t number = first + ((done + i) * stride) % count;
 			uint64_t data = number + offset;
 
 			memset(&batch[i], 0, sizeof(batch[i]));
@@ -115,11 +127,22 @@ static uint64_t run_range(struct uds_index *index, enum uds_request_type type, u
 			assert_success(batch[i].request.status);
 			found += batch[i].request.found;
 			if (check != NULL)
-				check(&batch[i].request, first + done + i, offset);
+				check(&batch[i].request, first + ((done + i) * stride) % count,
+				      offset);
 		}
 		done += n;
 	}
 	return found;
+}
+
+/**
+ * run_range() - Run @type requests for numbers [first, first + count) in order with data number
+ *               + @offset, many in flight; call @check (if any) on each. Return: how many found.
+ */
+static uint64_t run_range(struct uds_index *index, enum uds_request_type type, uint64_t first,
+                          uint64_t count, uint64_t offset, range_check_fn check)
+{
+	return run_strided(index, type, first, count, 1, offset, check);
 }
 
 /** store_range() - run_range() without checks, for POST and UPDATE. */

@@ -328,6 +328,95 @@ static void test_sparse(void **state)
 	uds_free_index(index);
 }
 
+/*
+ * More pages missing at once than the page cache holds (one chapter's worth, 256 requests in
+ * flight spread over many chapters): requests wait for a free entry, and every name is found.
+ */
+static void test_small_cache(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	/* A stride of about a chapter: consecutive requests need different pages. */
+	uint64_t stride = RECORDS_PER_CHAPTER + 1;
+	uint64_t count = 9 * RECORDS_PER_CHAPTER;
+	struct uds_index *index;
+
+	(void) state;
+	p.cache_chapters = 1;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	store_range(index, UDS_POST, 0, 10 * RECORDS_PER_CHAPTER, 1000000);
+	assert_int_equal(run_strided(index, UDS_QUERY_NO_UPDATE, 0, count, stride, 1000000,
+	                             check_data),
+	                 count);
+	/* QUERY copies what it finds into new chapters: stay within the window. */
+	count = 4 * RECORDS_PER_CHAPTER;
+	assert_int_equal(run_strided(index, UDS_QUERY, 5 * RECORDS_PER_CHAPTER, count, stride,
+	                             1000000, check_data),
+	                 count);
+	uds_free_index(index);
+}
+
+/* The first number in [first, first + count) whose name is a hook. */
+static uint64_t find_hook(uint64_t first, uint64_t count)
+{
+	for (uint64_t n = first; n < first + count; n++) {
+		if (is_hook(n))
+			return n;
+	}
+	fail_msg("no hook in [%llu, +%llu)", (unsigned long long) first,
+	         (unsigned long long) count);
+	return 0;
+}
+
+/*
+ * Sparse: a newer cached chapter whose index matches a name it does not hold (another name with
+ * the same chapter index bits) must not hide the older chapter that holds it.
+ */
+static void test_sparse_false_match(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct dd_record_name older;
+	struct dd_record_name newer;
+	struct dd_record_name other;
+	struct uds_index *index;
+	struct uds_request r;
+	/* Far from the numbered names the test posts. */
+	uint64_t number = 1ULL << 40;
+
+	(void) state;
+	p.chapters_per_volume = 40;
+	p.sparse_chapters_per_volume = 30;
+	while (is_hook(number))
+		number++;
+	/* Two non-hooks that differ only in their volume index bits. */
+	make_name(number, &older);
+	make_name(UINT64_MAX - number, &other);
+	newer = older;
+	memcpy(newer.name, other.name, 8);
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	/* Chapter 0: older + names [0, RPC - 1); chapter 1: newer + names [RPC - 1, 2 RPC - 2). */
+	(void) run_named_request(index, UDS_POST, &older, 111);
+	store_range(index, UDS_POST, 0, RECORDS_PER_CHAPTER - 1, 1000000);
+	(void) run_named_request(index, UDS_POST, &newer, 222);
+	/* Fifteen chapters written: chapters 0 and 1 are sparse. */
+	store_range(index, UDS_POST, RECORDS_PER_CHAPTER - 1, 14 * RECORDS_PER_CHAPTER - 1,
+	            1000000);
+	/* A hook of each brings both chapter indexes into the sparse cache. */
+	assert_true(
+	    run_request(index, UDS_QUERY_NO_UPDATE, find_hook(0, RECORDS_PER_CHAPTER - 1), 0)
+	        .found);
+	assert_true(run_request(index, UDS_QUERY_NO_UPDATE,
+	                        find_hook(RECORDS_PER_CHAPTER - 1, RECORDS_PER_CHAPTER - 1), 0)
+	                .found);
+	r = run_named_request(index, UDS_QUERY_NO_UPDATE, &older, 0);
+	assert_true(r.found);
+	assert_int_equal(r.location, UDS_LOCATION_IN_SPARSE);
+	assert_int_equal(data_of(&r), 111);
+	r = run_named_request(index, UDS_QUERY_NO_UPDATE, &newer, 0);
+	assert_true(r.found);
+	assert_int_equal(data_of(&r), 222);
+	uds_free_index(index);
+}
+
 /* Sparse with two zones: a hook seen by one zone brings its chapter into both zones' caches. */
 static void test_sparse_zones(void **state)
 {
@@ -362,6 +451,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_bad_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_zone_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_false_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse_zones, setup, teardown),
 	};
 
