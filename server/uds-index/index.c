@@ -1020,16 +1020,20 @@ static int make_zones(struct uds_index *index)
 
 /*
  * Zone threads look a few requests ahead in their queues (see work-queue.h): load the volume
- * index list header of each request taken, then the list itself just before its turn, so the
- * cache misses of the next searches overlap the work of this one.
+ * index list header and the open chapter slot of each request taken, then the list itself and
+ * the record the slot names just before its turn, so the cache misses of the next searches
+ * overlap the work of this one.
  */
 static void prefetch_zone_work(struct dd_completion *completion, unsigned int stage)
 {
 	struct uds_request *request = completion->parent;
+	const struct index_zone *zone;
 
 	if (completion->callback != process_request_callback)
 		return;
+	zone = &request->index->zones[request->zone_number];
 	uds_prefetch_volume_index_name(request->index->volume_index, &request->record_name, stage);
+	uds_prefetch_open_chapter_name(zone->open_chapter, &request->record_name, stage);
 }
 
 /* Start a set of I/O threads that sleep as soon as they run out of work. */

@@ -231,6 +231,19 @@ bool uds_search_open_chapter(const struct uds_open_chapter_zone *zone,
  * Updating the data of a name already present takes no new record, so it succeeds even when the
  * zone is full. *@remaining_ptr is also set (to 0) when DD_OVERFLOW is returned.
  */
+void uds_prefetch_open_chapter_name(const struct uds_open_chapter_zone *zone,
+                                    const struct dd_record_name *name, unsigned int stage)
+{
+	const uint32_t *slot = &zone->slots[home_slot(name, zone->slot_count - 1)];
+
+	if (stage == 0) {
+		__builtin_prefetch(slot);
+		return;
+	}
+	if ((*slot != SLOT_EMPTY) && (*slot != SLOT_TOMBSTONE))
+		__builtin_prefetch(&zone->records[*slot - 1]);
+}
+
 int uds_put_open_chapter(struct uds_open_chapter_zone *zone, const struct dd_record_name *name,
                          const struct uds_record_data *data, uint32_t *remaining_ptr)
 {

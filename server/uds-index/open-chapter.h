@@ -68,6 +68,14 @@ void uds_free_open_chapter(struct uds_open_chapter_zone *zone);
 void uds_reset_open_chapter(struct uds_open_chapter_zone *zone);
 
 /**
+ * uds_prefetch_open_chapter_name() - Start loading what a search or put of @name will touch:
+ *                                    stage 0 its home slot; stage 1, called later, the record
+ *                                    that slot names. Only a hint; it changes nothing.
+ */
+void uds_prefetch_open_chapter_name(const struct uds_open_chapter_zone *zone,
+                                    const struct dd_record_name *name, unsigned int stage);
+
+/**
  * uds_search_open_chapter() - Find a live record.
  * @zone: the open chapter zone
  * @name: the name
