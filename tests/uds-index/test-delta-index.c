@@ -219,13 +219,13 @@ static uint32_t lookup(struct harness *harness, uint32_t list_number, uint32_t k
 	uint32_t bound = model_lower_bound(list, key);
 
 	assert_success(uds_get_delta_entry(harness->index, list_number, key, name, entry));
-	if ((bound == list->count)) {
+	if (bound == list->count) {
 		assert_true(entry->at_end);
 		return position;
 	}
 	assert_false(entry->at_end);
 	assert_int_equal(entry->key, list->entries[bound].key);
-	if (position != UINT32_MAX && list->entries[position].collision) {
+	if ((position != UINT32_MAX) && list->entries[position].collision) {
 		assert_true(entry->is_collision);
 		assert_int_equal(uds_get_delta_entry_value(entry), list->entries[position].value);
 	} else {
