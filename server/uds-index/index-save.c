@@ -16,7 +16,11 @@ static int quiesce(struct uds_index *index)
 {
 	int result;
 
-	if (dd_current_thread_set() != NULL)
+	struct dd_thread_set *caller = dd_current_thread_set();
+
+	if ((caller != NULL) &&
+	    ((caller == index->zone_threads) || (caller == index->reader_threads) ||
+	     (caller == index->disk_threads)))
 		return dd_log_error_strerror(DD_ASSERTION_FAILED,
 		                             "an index cannot be saved from one of its threads");
 	uds_flush_index(index);

@@ -10,8 +10,10 @@
  * hit beyond setting the bit.
  *
  * An entry being read is LOADING: it cannot be evicted, and the requests that need it wait on
- * its waiter list (managed by the index) until the read completes. The index's total cache
- * (about seven chapters' worth of pages) is split evenly among its zones.
+ * its waiter list (managed by the index) until the read completes. The index pins a page just
+ * read while those requests run, so that none of them evicts it before the others have used it.
+ * When every entry is LOADING or pinned, nothing can be claimed (uds_page_cache_can_claim()). The
+ * index's total cache (about seven chapters' worth of pages) is split evenly among its zones.
  */
 #ifndef UDS_PAGE_CACHE_H
 #define UDS_PAGE_CACHE_H
