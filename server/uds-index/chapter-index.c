@@ -219,7 +219,7 @@ int uds_pack_open_chapter_index_page(struct uds_open_chapter_index *index, uint8
 }
 
 int uds_open_chapter_index_page(struct uds_delta_page *page, const struct uds_geometry *geometry,
-                                uint64_t nonce, uint64_t virtual_chapter, uint8_t *memory)
+                                uint64_t nonce, uint64_t virtual_chapter, const uint8_t *memory)
 {
 	int result =
 	    uds_open_delta_page(page, nonce, geometry->chapter_mean_delta,

@@ -97,7 +97,7 @@ int DD_MUST_CHECK uds_pack_open_chapter_index_page(struct uds_open_chapter_index
  */
 int DD_MUST_CHECK uds_open_chapter_index_page(struct uds_delta_page *page,
                                               const struct uds_geometry *geometry, uint64_t nonce,
-                                              uint64_t virtual_chapter, uint8_t *memory);
+                                              uint64_t virtual_chapter, const uint8_t *memory);
 
 /**
  * uds_search_chapter_index_page() - Find the record page that may hold a name.

@@ -1719,7 +1719,7 @@ static int check_page_header(const uint8_t *memory, size_t memory_size, uint64_t
 }
 
 int uds_open_delta_page(struct uds_delta_page *page, uint64_t expected_nonce, uint32_t mean_delta,
-                        uint32_t payload_bits, uint8_t *memory, size_t memory_size)
+                        uint32_t payload_bits, const uint8_t *memory, size_t memory_size)
 {
 	struct uds_delta_coding coding;
 	uint32_t list_count;
@@ -1740,7 +1740,8 @@ int uds_open_delta_page(struct uds_delta_page *page, uint64_t expected_nonce, ui
 
 	memset(page, 0, sizeof(*page));
 	page->zone.coding = coding;
-	page->zone.memory = memory;
+	/* An immutable index is only read (is_mutable is false), so the page may be read-only. */
+	page->zone.memory = (uint8_t *) memory;
 	page->zone.size = memory_size;
 	page->zone.list_count = list_count;
 	page->zone.tag = 'p';

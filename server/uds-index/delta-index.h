@@ -400,15 +400,15 @@ int DD_MUST_CHECK uds_pack_delta_page(const struct uds_delta_index *index, uint6
  * @expected_nonce: the nonce the page must carry.
  * @mean_delta: the mean delta the page was built with.
  * @payload_bits: the value width the page was built with.
- * @memory: the page (it must stay valid while @page is used).
+ * @memory: the page (it must stay valid while @page is used; it is never written).
  * @memory_size: the page size.
  *
  * Return: DD_SUCCESS; DD_BAD_MAGIC, DD_UNSUPPORTED_VERSION, DD_CHECKSUM_MISMATCH or
  * DD_CORRUPT_DATA for a page that is not a valid page of this index.
  */
 int DD_MUST_CHECK uds_open_delta_page(struct uds_delta_page *page, uint64_t expected_nonce,
-                                      uint32_t mean_delta, uint32_t payload_bits, uint8_t *memory,
-                                      size_t memory_size);
+                                      uint32_t mean_delta, uint32_t payload_bits,
+                                      const uint8_t *memory, size_t memory_size);
 
 /**
  * uds_compute_delta_save_bytes() - An upper bound of the bytes of stream that saving one zone

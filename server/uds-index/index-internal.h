@@ -40,12 +40,21 @@ enum {
 
 struct uds_index;
 
-/* A read of one cache entry by a reader thread. */
+/*
+ * A read of one cache entry by a reader or disk thread. The thread also searches the page for
+ * the name of the request that claimed the entry (and, for an index page, checks and searches
+ * the record page it names), so that the zone thread need not touch those cold pages at all.
+ */
 struct page_read {
 	struct dd_completion completion;
 	struct index_zone *zone;
 	struct uds_cached_page *page;
 	int result;
+	/* Reader-owned while the read runs: the name to search, and what was learned. */
+	struct dd_record_name name;
+	struct uds_read_assist assist;
+	/* Zone-owned: the request parked on the entry that claimed it, or NULL. */
+	struct uds_request *claimer;
 };
 
 /* A message telling a zone to close a chapter. */
@@ -134,7 +143,7 @@ struct uds_index {
 	unsigned int zone_count;
 	struct index_zone *zones;
 	struct dd_thread_set *zone_threads;
-	/* Page reads: readers copy pages from the OS cache and never wait for the disk; a read
+	/* Page reads: readers check pages in the OS cache and never wait for the disk; a read
 	 * that would wait goes on to a disk thread. */
 	struct dd_thread_set *reader_threads;
 	struct dd_thread_set *disk_threads;

@@ -16,11 +16,13 @@
  * Then the request acts: POST adds or refreshes, UPDATE stores, QUERY refreshes, DELETE removes;
  * the callback runs on the zone thread.
  *
- * Reads. A zone with nothing else to do reads a page itself when the OS has it cached
- * (RWF_NOWAIT): for one request in flight that is quicker than any hand-off. A busy zone hands
- * every read to a reader thread, so that the copies and checksums run beside the zone thread
- * on another core. Readers never wait for the disk either: a read that would wait goes on to
- * one of the disk threads, which are many so that cold reads keep the device busy.
+ * Reads. Pages are read where they lie in the mapped volume (volume.h); "reading" a page means
+ * making sure that it is in memory and checking it. A zone with nothing else to do checks a
+ * page itself when the OS has it cached: for one request in flight that is quicker than any
+ * hand-off. A busy zone hands every read to a reader thread, so that the checksums run beside
+ * the zone thread on another core. Readers never wait for the disk either: a page that is not
+ * in memory goes on to one of the disk threads, which are many so that cold reads keep the
+ * device busy.
  *
  * Closing a chapter. Each zone holds records_per_chapter / Z records of the open chapter. The
  * first zone to fill its part closes the chapter and tells every other zone to close it too
@@ -180,35 +182,93 @@ static void finish_page_load(struct index_zone *zone, struct uds_cached_page *pa
 	restart_cache_waiters(zone);
 }
 
-/* Zone thread: a reader finished. */
+/* Zone thread: a reader finished. Its claimer learns what the reader found for it. */
 static void page_read_done(struct dd_completion *completion)
 {
 	struct page_read *read = completion->parent;
 
+	if ((read->claimer != NULL) && (read->result == DD_SUCCESS))
+		read->claimer->assist = read->assist;
+	read->claimer = NULL;
 	finish_page_load(read->zone, read->page, read->result);
 }
 
+/*
+ * Reader or disk thread: search a record page for the claimer's name, if it is valid and (unless
+ * the thread may wait for the disk) in memory. An invalid page is left for the zone to read and
+ * report.
+ */
+static void search_record_page_for_claimer(struct page_read *read, uint32_t record_page,
+                                           bool may_wait)
+{
+	const struct uds_index *index = read->zone->index;
+	const struct uds_geometry *g = &index->geometry;
+	uint64_t chapter = read->page->virtual_chapter;
+	uint32_t page_number = g->index_pages_per_chapter + record_page;
+	const uint8_t *page = uds_volume_page(index->volume, chapter, page_number);
+
+	if (may_wait ? (uds_fetch_volume_page(index->volume, chapter, page_number) != DD_SUCCESS)
+	             : !uds_volume_page_in_memory(index->volume, chapter, page_number))
+		return;
+	if (uds_validate_record_page(g, index->layout.nonce, chapter, record_page, page) !=
+	    DD_SUCCESS)
+		return;
+	read->assist.record_searched = true;
+	read->assist.found = uds_search_record_page(g, page, &read->name, &read->assist.data);
+}
+
+/*
+ * Reader or disk thread: the page just read is valid and still hot in this core's cache; search
+ * it for the claimer's name. An index page names the record page to search next, which is
+ * searched too when it can be had without waiting (or on a disk thread, which may wait).
+ */
+static void search_page_for_claimer(struct page_read *read, bool may_wait)
+{
+	const struct uds_index *index = read->zone->index;
+	struct uds_cached_page *page = read->page;
+	uint32_t record_page;
+
+	read->assist.chapter = page->virtual_chapter;
+	read->assist.page_number = page->page_number;
+	if (!uds_is_index_page(index, page->page_number)) {
+		read->assist.record_searched = true;
+		read->assist.found = uds_search_record_page(&index->geometry, page->data,
+		                                            &read->name, &read->assist.data);
+		return;
+	}
+	if (uds_search_chapter_index_page(&page->index_page, &index->geometry, &read->name,
+	                                  &record_page) != DD_SUCCESS) {
+		read->assist.chapter = UINT64_MAX;
+		return;
+	}
+	read->assist.record_page = record_page;
+	if (record_page != UDS_NO_RECORD_PAGE)
+		search_record_page_for_claimer(read, record_page, may_wait);
+}
+
 /* Reader or disk thread: check a page read into a cache entry and hand it back to its zone. */
-static void return_page_read(struct page_read *read)
+static void return_page_read(struct page_read *read, bool may_wait)
 {
 	struct index_zone *zone = read->zone;
 	struct dd_completion *completion = &read->completion;
 
 	if (read->result == DD_SUCCESS)
 		read->result = uds_validate_cached_page(zone->index, read->page);
+	if (read->result == DD_SUCCESS)
+		search_page_for_claimer(read, may_wait);
 	completion->thread_set = zone->index->zone_threads;
 	dd_launch_completion_callback(completion, page_read_done, zone->id);
 }
 
-/* Disk thread: read the page, waiting for the disk if need be. */
+/* Disk thread: bring the page into memory, waiting for the disk if need be. */
 static void read_page_on_disk_thread(struct dd_completion *completion)
 {
 	struct page_read *read = completion->parent;
 	const struct uds_cached_page *page = read->page;
 
-	read->result = uds_read_volume_page(read->zone->index->volume, page->virtual_chapter,
-	                                    page->page_number, page->data);
-	return_page_read(read);
+	read->result = uds_fetch_volume_page(read->zone->index->volume, page->virtual_chapter,
+	                                     page->page_number);
+	return_page_read(read, true);
 }
 
 static unsigned int next_thread(atomic_uint *counter, struct dd_thread_set *threads)
@@ -234,25 +294,31 @@ static void queue_disk_read(struct page_read *read)
 }
 
 /*
- * Reader thread: copy the page from the OS cache, or pass the read on to a disk thread if that
- * would wait. The entry is LOADING, so the zone leaves its data and opened index page alone.
+ * Reader thread: check a page that is in the OS cache, or start its read and pass it on to a
+ * disk thread if touching it would wait. The entry is LOADING, so the zone leaves it alone
+ * meanwhile.
  */
 static void read_page_on_reader(struct dd_completion *completion)
 {
 	struct page_read *read = completion->parent;
 	const struct uds_cached_page *page = read->page;
+	const struct uds_volume *volume = read->zone->index->volume;
 
-	read->result = uds_read_volume_page_nowait(read->zone->index->volume, page->virtual_chapter,
-	                                           page->page_number, page->data);
-	if (read->result == DD_QUEUED) {
+	if (!uds_volume_page_in_memory(volume, page->virtual_chapter, page->page_number) &&
+	    !uds_start_volume_page_fetch(volume, page->virtual_chapter, page->page_number)) {
 		queue_disk_read(read);
 		return;
 	}
-	return_page_read(read);
+	read->result = DD_SUCCESS;
+	return_page_read(read, false);
 }
 
-/* Hand a page read to a reader thread (@cached: it may be in the OS cache) or a disk thread. */
-static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page, bool cached)
+/*
+ * Hand a page read to a reader thread (@cached: it may be in the OS cache) or a disk thread,
+ * with the name of the request that claimed the entry.
+ */
+static void queue_page_read(struct index_zone *zone, struct uds_cached_page *page, bool cached,
+                            const struct dd_record_name *name)
 {
 	struct uds_index *index = zone->index;
 	struct page_read *read = &zone->reads[page - zone->cache->pages];
@@ -260,6 +326,10 @@ static void queue_page_read(struct index_zone *zone, struct uds_cached_page *pag
 	zone->stats.reads_queued++;
 	read->zone = zone;
 	read->page = page;
+	read->name = *name;
+	read->assist =
+	    (struct uds_read_assist){ .chapter = UINT64_MAX, .record_page = UDS_NO_RECORD_PAGE };
+	read->claimer = NULL;
 	if (!cached) {
 		dd_initialize_completion(&read->completion, index->disk_threads);
 		read->completion.parent = read;
@@ -274,8 +344,8 @@ static void queue_page_read(struct index_zone *zone, struct uds_cached_page *pag
 
 /*
  * Whether the zone has work waiting behind the current request. A busy zone hands every page
- * read to the reader threads, so that the copies and checksums of many reads run beside the
- * zone thread; an idle one reads from the OS cache itself, which is quicker for one request.
+ * read to the reader threads, so that the checks of many reads run beside the zone thread; an
+ * idle one checks a page in the OS cache itself, which is quicker for one request.
  */
 static bool zone_is_busy(const struct index_zone *zone)
 {
@@ -285,23 +355,26 @@ static bool zone_is_busy(const struct index_zone *zone)
 	       2 * index->zone_count;
 }
 
-/* Read a page into a claimed cache entry on the zone thread, or queue the read. */
-static int load_page(struct index_zone *zone, struct uds_cached_page *page)
+/*
+ * Load a page into a claimed cache entry on the zone thread, or queue the load. The entry points
+ * at the page in the mapped volume; loading it means making sure that it is in memory and valid.
+ */
+static int load_page(struct index_zone *zone, struct uds_cached_page *page,
+                     const struct dd_record_name *name)
 {
+	const struct uds_volume *volume = zone->index->volume;
 	int result;
 
+	page->data = uds_volume_page(volume, page->virtual_chapter, page->page_number);
 	if (zone_is_busy(zone)) {
-		queue_page_read(zone, page, true);
+		queue_page_read(zone, page, true, name);
 		return DD_SUCCESS;
 	}
-	result = uds_read_volume_page_nowait(zone->index->volume, page->virtual_chapter,
-	                                     page->page_number, page->data);
-	if (result == DD_QUEUED) {
-		queue_page_read(zone, page, false);
+	if (!uds_volume_page_in_memory(volume, page->virtual_chapter, page->page_number)) {
+		queue_page_read(zone, page, false, name);
 		return DD_SUCCESS;
 	}
-	if (result == DD_SUCCESS)
-		result = uds_validate_cached_page(zone->index, page);
+	result = uds_validate_cached_page(zone->index, page);
 	if (result != DD_SUCCESS) {
 		zone->stats.read_errors++;
 		uds_page_cache_release(zone->cache, page);
@@ -319,6 +392,7 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
                     uint32_t page_number, struct uds_cached_page **page_ptr)
 {
 	struct uds_cached_page *page = uds_page_cache_find(zone->cache, chapter, page_number);
+	bool claimed = (page == NULL);
 
 	if (page == NULL) {
 		int result;
@@ -332,7 +406,7 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
 		page = uds_page_cache_claim(zone->cache, chapter, page_number);
 		if (page == NULL)
 			return DD_OVERFLOW;
-		result = load_page(zone, page);
+		result = load_page(zone, page, &request->record_name);
 		if (result != DD_SUCCESS)
 			return result;
 	}
@@ -342,6 +416,8 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
 		request->requeue_count++;
 		request->next_waiter = page->waiters;
 		page->waiters = request;
+		if (claimed)
+			zone->reads[page - zone->cache->pages].claimer = request;
 		return DD_QUEUED;
 	}
 	*page_ptr = page;
@@ -349,39 +425,95 @@ static int get_page(struct index_zone *zone, struct uds_request *request, uint64
 }
 
 /*
+ * Keep a record page that a reader checked for a request as if the zone had read it, so that
+ * later requests find it cached (when an entry is free for it).
+ */
+static void cache_checked_page(struct index_zone *zone, uint64_t chapter, uint32_t page_number)
+{
+	struct uds_cached_page *page;
+
+	if ((uds_page_cache_find(zone->cache, chapter, page_number) != NULL) ||
+	    !uds_page_cache_can_claim(zone->cache) || (zone->cache_waiters != NULL))
+		return;
+	page = uds_page_cache_claim(zone->cache, chapter, page_number);
+	if (page == NULL)
+		return;
+	page->data = uds_volume_page(zone->index->volume, chapter, page_number);
+	uds_page_cache_loaded(zone->cache, page);
+}
+
+/*
+ * Use what a reader learned for the request from page @page_number of @chapter, if that is the
+ * page it read. Return: true when the chapter's search is then complete (*found, *data set);
+ * false otherwise, with request->resume_record_page set if the reader searched an index page.
+ */
+static bool use_read_assist(struct index_zone *zone, struct uds_request *request, uint64_t chapter,
+                            uint32_t page_number, bool *found, struct uds_record_data *data)
+{
+	const struct uds_geometry *g = &zone->index->geometry;
+	struct uds_read_assist *assist = &request->assist;
+
+	if ((assist->chapter != chapter) || (assist->page_number != page_number))
+		return false;
+	assist->chapter = UINT64_MAX;
+	if (uds_is_index_page(zone->index, page_number)) {
+		request->resume_record_page = assist->record_page;
+		if (assist->record_page == UDS_NO_RECORD_PAGE)
+			return true;
+		if (!assist->record_searched)
+			return false;
+		cache_checked_page(zone, chapter, g->index_pages_per_chapter + assist->record_page);
+	}
+	*found = assist->found;
+	if (*found)
+		*data = assist->data;
+	return true;
+}
+
+/*
  * Search a closed chapter on storage (through the cache). The request notes how far it got, so
  * that once parked it resumes with the page it waited for instead of starting over: at high
- * depth the index page it read first may be evicted before the record page arrives.
+ * depth the index page it read first may be evicted before the record page arrives. A request
+ * that claimed the page it waited for finds the reader's search of it ready (use_read_assist()).
  */
 static int search_volume(struct index_zone *zone, struct uds_request *request, uint64_t chapter,
                          bool *found, struct uds_record_data *data)
 {
 	struct uds_index *index = zone->index;
+	uint32_t first_record_page = index->geometry.index_pages_per_chapter;
 	struct uds_cached_page *page;
 	int result;
 
 	*found = false;
-	if ((request->resume_chapter != chapter) ||
-	    (request->resume_record_page == UDS_NO_RECORD_PAGE)) {
+	if (request->resume_chapter != chapter) {
+		request->resume_chapter = chapter;
+		request->resume_record_page = UDS_NO_RECORD_PAGE;
+	}
+	if (request->resume_record_page == UDS_NO_RECORD_PAGE) {
 		uint32_t list = uds_chapter_index_list(&index->geometry, &request->record_name);
 		uint32_t index_page;
 
-		request->resume_chapter = chapter;
-		request->resume_record_page = UDS_NO_RECORD_PAGE;
 		if (uds_find_index_page(index->volume, chapter, list, &index_page) != DD_SUCCESS)
 			return DD_SUCCESS;
-		result = get_page(zone, request, chapter, index_page, &page);
-		if (result != DD_SUCCESS)
-			return result;
-		result = uds_search_chapter_index_page(&page->index_page, &index->geometry,
-		                                       &request->record_name,
-		                                       &request->resume_record_page);
-		if ((result != DD_SUCCESS) || (request->resume_record_page == UDS_NO_RECORD_PAGE))
-			return result;
+		if (use_read_assist(zone, request, chapter, index_page, found, data))
+			return DD_SUCCESS;
+		if (request->resume_record_page == UDS_NO_RECORD_PAGE) {
+			result = get_page(zone, request, chapter, index_page, &page);
+			if (result != DD_SUCCESS)
+				return result;
+			result = uds_search_chapter_index_page(&page->index_page, &index->geometry,
+			                                       &request->record_name,
+			                                       &request->resume_record_page);
+			if ((result != DD_SUCCESS) ||
+			    (request->resume_record_page == UDS_NO_RECORD_PAGE))
+				return result;
+		}
 	}
-	result =
-	    get_page(zone, request, chapter,
-	             index->geometry.index_pages_per_chapter + request->resume_record_page, &page);
+	if (use_read_assist(zone, request, chapter, first_record_page + request->resume_record_page,
+	                    found, data))
+		return DD_SUCCESS;
+	result = get_page(zone, request, chapter, first_record_page + request->resume_record_page,
+	                  &page);
 	if (result != DD_SUCCESS)
 		return result;
 	*found = uds_search_record_page(&index->geometry, page->data, &request->record_name, data);
@@ -826,6 +958,7 @@ int uds_launch_request(struct uds_request *request)
 	request->read_failed = false;
 	request->sparse_ticket = 0;
 	request->resume_chapter = NO_RESUME_CHAPTER;
+	request->assist.chapter = UINT64_MAX;
 	atomic_fetch_add_explicit(&index->requests_in_flight, 1, memory_order_relaxed);
 	dd_initialize_completion(&request->completion, index->zone_threads);
 	dd_prepare_completion(&request->completion, process_request_callback, NULL, zone->id,

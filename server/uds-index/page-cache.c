@@ -19,9 +19,9 @@ static uint32_t hash_key(uint64_t virtual_chapter, uint32_t page_number, uint32_
 
 size_t uds_page_cache_memory(const struct uds_geometry *geometry, uint32_t capacity)
 {
+	(void) geometry;
 	return sizeof(struct uds_page_cache) +
-	       (size_t) capacity * (sizeof(struct uds_cached_page) + geometry->bytes_per_page +
-	                            2 * sizeof(uint32_t));
+	       (size_t) capacity * (sizeof(struct uds_cached_page) + 2 * sizeof(uint32_t));
 }
 
 int uds_make_page_cache(const struct uds_geometry *geometry, uint32_t capacity,
@@ -44,19 +44,14 @@ int uds_make_page_cache(const struct uds_geometry *geometry, uint32_t capacity,
 	result = DD_ALLOCATE(capacity, struct uds_cached_page, "cached pages", &cache->pages);
 	if (result == DD_SUCCESS)
 		result = DD_ALLOCATE(buckets, uint32_t, "page cache buckets", &cache->buckets);
-	if (result == DD_SUCCESS)
-		result = dd_allocate_aligned((size_t) capacity * geometry->bytes_per_page, 4096,
-		                             "page cache memory", (void **) &cache->memory);
 	if (result != DD_SUCCESS) {
 		uds_free_page_cache(cache);
 		return result;
 	}
 	for (uint32_t i = 0; i < buckets; i++)
 		cache->buckets[i] = NO_ENTRY;
-	for (uint32_t i = 0; i < capacity; i++) {
-		cache->pages[i].data = cache->memory + (size_t) i * geometry->bytes_per_page;
+	for (uint32_t i = 0; i < capacity; i++)
 		cache->pages[i].hash_next = NO_ENTRY;
-	}
 	*cache_ptr = cache;
 	return DD_SUCCESS;
 }
@@ -65,7 +60,6 @@ void uds_free_page_cache(struct uds_page_cache *cache)
 {
 	if (cache == NULL)
 		return;
-	dd_free(cache->memory);
 	dd_free(cache->buckets);
 	dd_free(cache->pages);
 	dd_free(cache);

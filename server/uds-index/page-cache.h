@@ -5,9 +5,11 @@
  * Each zone thread owns one cache; nothing in it is shared, so it takes no locks. A lookup of a
  * closed chapter needs one chapter index page and one record page, and the cache holds the most
  * recently used of them: index pages are kept opened (validated and ready to search), record
- * pages validated. Entries are found through a hash table on (chapter, page) and replaced by the
- * CLOCK algorithm (a referenced bit per entry, a hand that clears it), which costs nothing on a
- * hit beyond setting the bit.
+ * pages validated. An entry does not copy its page: it points at the page in the mapped volume
+ * (volume.h), so what the cache holds is the knowledge that a page is valid and in memory. Entries
+ * are found through a hash table on (chapter, page) and replaced by the CLOCK algorithm (a
+ * referenced bit per entry, a hand that clears it), which costs nothing on a hit beyond setting the
+ * bit.
  *
  * An entry being read is LOADING: it cannot be evicted, and the requests that need it wait on
  * its waiter list (managed by the index) until the read completes. The index pins a page just
@@ -40,8 +42,8 @@ struct uds_cached_page {
 	bool pinned;
 	/* Next entry in the same hash bucket, or UINT32_MAX. */
 	uint32_t hash_next;
-	/* The page bytes (bytes_per_page, aligned for direct I/O). */
-	uint8_t *data;
+	/* The page, where it lies in the mapped volume (see volume.h). */
+	const uint8_t *data;
 	/* For index pages: the opened delta page over data. */
 	struct uds_delta_page index_page;
 	/* Requests waiting for a LOADING page (owned by the index). */
@@ -64,8 +66,6 @@ struct uds_page_cache {
 	/* Entries that cannot be replaced: LOADING or pinned. */
 	uint32_t busy;
 	struct uds_page_cache_stats stats;
-	/* One buffer holding every page. */
-	uint8_t *memory;
 };
 
 /**

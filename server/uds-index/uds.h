@@ -60,6 +60,20 @@ struct uds_request;
 typedef void (*uds_request_callback_fn)(struct uds_request *request);
 
 /* One request. The caller owns it; it must stay put until its callback has run. */
+/* What a reader thread learned for a request from a page it read (private to the index). */
+struct uds_read_assist {
+	/* The page read (chapter UINT64_MAX: nothing learned). */
+	uint64_t chapter;
+	uint32_t page_number;
+	/* From an index page: the record page it names for the request's name (UINT32_MAX: none).
+	 */
+	uint32_t record_page;
+	/* That record page (or the record page read) was checked and searched: */
+	bool record_searched;
+	bool found;
+	struct uds_record_data data;
+};
+
 struct uds_request {
 	/* Set by the caller. */
 	struct dd_record_name record_name;
@@ -87,6 +101,7 @@ struct uds_request {
 	 * its index page named (UINT32_MAX: not known yet). */
 	uint64_t resume_chapter;
 	uint32_t resume_record_page;
+	struct uds_read_assist assist;
 };
 
 enum uds_open_mode {

@@ -2,20 +2,38 @@
 /*
  * The volume; see volume.h for its layout and rules.
  *
- * All I/O is positional (pread/pwrite family) on the shared descriptor, so zone threads, reader
- * threads and the chapter writer never share a file position. Short reads and writes are
- * retried; EINTR is retried.
+ * All I/O is positional (pread/pwrite family) on the shared descriptor, so disk threads, rebuild
+ * and the chapter writer never share a file position. Short reads and writes are retried; EINTR
+ * is retried. Searches read pages through the read-only mapping made here.
  */
 #include "volume.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "logger.h"
 #include "memory-alloc.h"
+
+/*
+ * Map the storage from its start through the end of the ring (offset 0, so that no alignment
+ * is needed). Reads are random: no readahead on faults.
+ */
+static int map_storage(struct uds_volume *volume)
+{
+	size_t bytes = volume->volume_offset + volume->geometry->bytes_per_volume;
+	void *mapping = mmap(NULL, bytes, PROT_READ, MAP_SHARED, volume->fd, 0);
+
+	if (mapping == MAP_FAILED)
+		return dd_log_error_strerror(errno, "cannot map %zu bytes of index storage", bytes);
+	(void) madvise(mapping, bytes, MADV_RANDOM);
+	volume->mapping = mapping;
+	volume->mapping_bytes = bytes;
+	return DD_SUCCESS;
+}
 
 int uds_make_volume(const struct uds_geometry *geometry, int fd, uint64_t volume_offset,
                     uint64_t nonce, struct uds_volume **volume_ptr)
@@ -35,9 +53,10 @@ int uds_make_volume(const struct uds_geometry *geometry, int fd, uint64_t volume
 	volume->fd = fd;
 	volume->nonce = nonce;
 	volume->volume_offset = volume_offset;
-	volume->nowait_supported = true;
-	result = DD_ALLOCATE(geometry->chapters_per_volume, uint64_t, "index page map chapters",
-	                     &volume->map_chapters);
+	result = map_storage(volume);
+	if (result == DD_SUCCESS)
+		result = DD_ALLOCATE(geometry->chapters_per_volume, uint64_t,
+		                     "index page map chapters", &volume->map_chapters);
 	if (result == DD_SUCCESS)
 		result =
 		    DD_ALLOCATE(map_entries, uint16_t, "index page map", &volume->map_last_lists);
@@ -55,6 +74,8 @@ void uds_free_volume(struct uds_volume *volume)
 {
 	if (volume == NULL)
 		return;
+	if (volume->mapping != NULL)
+		munmap((void *) volume->mapping, volume->mapping_bytes);
 	dd_free(volume->map_chapters);
 	dd_free(volume->map_last_lists);
 	dd_free(volume);
@@ -188,20 +209,56 @@ int uds_read_volume_page(const struct uds_volume *volume, uint64_t virtual_chapt
 	return DD_SUCCESS;
 }
 
-int uds_read_volume_page_nowait(const struct uds_volume *volume, uint64_t virtual_chapter,
-                                uint32_t page_number, uint8_t *buffer)
+bool uds_volume_page_in_memory(const struct uds_volume *volume, uint64_t virtual_chapter,
+                               uint32_t page_number)
 {
-	int result;
+	size_t system_page = UDS_MIN_BYTES_PER_PAGE;
+	uint32_t count = volume->geometry->bytes_per_page / system_page;
+	const uint8_t *page = uds_volume_page(volume, virtual_chapter, page_number);
+	unsigned char resident[UDS_MAX_BYTES_PER_PAGE / UDS_MIN_BYTES_PER_PAGE];
 
-	if (!volume->nowait_supported)
-		return DD_QUEUED;
-	result = read_fully(volume->fd, buffer, volume->geometry->bytes_per_page,
-	                    page_offset(volume, virtual_chapter, page_number), RWF_NOWAIT);
-	if ((result == EAGAIN) || (result == EOPNOTSUPP))
-		return DD_QUEUED;
-	if (result != DD_SUCCESS)
-		return dd_log_error_strerror(result, "cannot read page %u of chapter %llu",
-		                             page_number, (unsigned long long) virtual_chapter);
+	if (mincore((void *) page, volume->geometry->bytes_per_page, resident) != 0)
+		return false;
+	for (uint32_t i = 0; i < count; i++) {
+		if ((resident[i] & 1) == 0)
+			return false;
+	}
+	return true;
+}
+
+bool uds_start_volume_page_fetch(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                 uint32_t page_number)
+{
+	uint8_t scratch[UDS_MIN_BYTES_PER_PAGE] __attribute__((aligned(64)));
+	off_t offset = page_offset(volume, virtual_chapter, page_number);
+	off_t end = offset + volume->geometry->bytes_per_page;
+	bool in_memory = true;
+
+	/* Each piece's read starts (with the kernel's readahead) even when it answers EAGAIN. */
+	for (; offset < end; offset += sizeof(scratch)) {
+		if (read_fully(volume->fd, scratch, sizeof(scratch), offset, RWF_NOWAIT) !=
+		    DD_SUCCESS)
+			in_memory = false;
+	}
+	return in_memory;
+}
+
+int uds_fetch_volume_page(const struct uds_volume *volume, uint64_t virtual_chapter,
+                          uint32_t page_number)
+{
+	/* The bytes are thrown away, a piece at a time: the point is the OS cache. */
+	uint8_t scratch[UDS_MIN_BYTES_PER_PAGE] __attribute__((aligned(64)));
+	off_t offset = page_offset(volume, virtual_chapter, page_number);
+	off_t end = offset + volume->geometry->bytes_per_page;
+
+	for (; offset < end; offset += sizeof(scratch)) {
+		int result = read_fully(volume->fd, scratch, sizeof(scratch), offset, 0);
+
+		if (result != DD_SUCCESS)
+			return dd_log_error_strerror(result, "cannot read page %u of chapter %llu",
+			                             page_number,
+			                             (unsigned long long) virtual_chapter);
+	}
 	return DD_SUCCESS;
 }
 
@@ -220,7 +277,9 @@ int uds_read_chapter(const struct uds_volume *volume, uint32_t slot, uint8_t *pa
 void uds_drop_volume_cache(const struct uds_volume *volume)
 {
 	const struct uds_geometry *g = volume->geometry;
+	const uint8_t *ring = volume->mapping + volume->volume_offset;
 
+	(void) madvise((void *) ring, g->bytes_per_volume, MADV_DONTNEED);
 	(void) posix_fadvise(volume->fd, (off_t) volume->volume_offset, (off_t) g->bytes_per_volume,
 	                     POSIX_FADV_DONTNEED);
 }

@@ -16,10 +16,19 @@
  * written only by the chapter writer (after the chapter's pages are written) and by load and
  * rebuild; zone threads read it only for chapters that they know are written (see index.c).
  *
- * Reads. uds_read_volume_page_nowait() tries a read that only succeeds when the page is in the
- * operating system's page cache (preadv2 with RWF_NOWAIT): a zone thread may call it without
- * ever blocking on the disk. When it answers DD_QUEUED, the caller hands the read to a reader
- * thread, which calls the blocking uds_read_volume_page().
+ * Reads. The chapter ring is mapped read-only into memory (one shared mapping of the whole
+ * storage), and the page cache (page-cache.h) holds pointers into that mapping rather than copies:
+ * a page in the operating system's page cache is searched where it lies, with no system call
+ * and no copy. The kernel keeps the mapping coherent with the chapter writer's pwrite()s; a
+ * slot is rewritten only once its old chapter has left every zone's window, so no page still in
+ * use changes. uds_volume_page_in_memory() asks the kernel (mincore) whether touching a page
+ * would wait for the disk, so that a zone or reader thread never does; when it would, a disk
+ * thread calls uds_fetch_volume_page(), which reads the page into the OS cache with pread() so
+ * that a failing disk answers with an error rather than a fault.
+ *
+ * Mapped pages count in the process's RSS as file pages (RssFile): they are the OS cache the
+ * index would use anyway, which the kernel may reclaim at any time, not memory the index holds.
+ * Rebuild reads whole chapters with pread into its own buffers.
  */
 #ifndef UDS_VOLUME_H
 #define UDS_VOLUME_H
@@ -36,8 +45,9 @@ struct uds_volume {
 	uint64_t nonce;
 	/* Byte offset of slot 0 in the file. */
 	uint64_t volume_offset;
-	/* RWF_NOWAIT reads work on this file. */
-	bool nowait_supported;
+	/* The storage, mapped read-only from offset 0 through the end of the chapter ring. */
+	const uint8_t *mapping;
+	size_t mapping_bytes;
 	/* Per slot: the chapter its map entries describe (UINT64_MAX: none). */
 	uint64_t *map_chapters;
 	/* Per slot, per index page: the last list on that page. */
@@ -45,9 +55,10 @@ struct uds_volume {
 };
 
 /**
- * uds_make_volume() - Set up access to the chapter ring (reads and writes nothing).
+ * uds_make_volume() - Set up access to the chapter ring and map it (reads and writes nothing).
  * @geometry:      the index geometry (kept by reference)
- * @fd:            the index storage, open read-write (kept, not closed by the volume)
+ * @fd:            the index storage, open read-write and at least large enough for the ring
+ *                 (kept, not closed by the volume)
  * @volume_offset: where slot 0 starts
  * @nonce:         the index nonce
  * @volume_ptr:    set to the new volume
@@ -113,13 +124,44 @@ int DD_MUST_CHECK uds_read_volume_page(const struct uds_volume *volume, uint64_t
                                        uint32_t page_number, uint8_t *buffer);
 
 /**
- * uds_read_volume_page_nowait() - Read a page only if that cannot block on the disk.
- *
- * Return: DD_SUCCESS, DD_QUEUED if the page is not in memory (nothing read), or an error.
+ * uds_volume_page() - The address of a page of a chapter in the mapped chapter ring. Touching it
+ *                     may wait for the disk unless uds_volume_page_in_memory() said otherwise.
  */
-int DD_MUST_CHECK uds_read_volume_page_nowait(const struct uds_volume *volume,
-                                              uint64_t virtual_chapter, uint32_t page_number,
-                                              uint8_t *buffer);
+static inline const uint8_t *uds_volume_page(const struct uds_volume *volume,
+                                             uint64_t virtual_chapter, uint32_t page_number)
+{
+	const struct uds_geometry *g = volume->geometry;
+	uint64_t page =
+	    (uint64_t) uds_chapter_slot(g, virtual_chapter) * g->pages_per_chapter + page_number;
+
+	return volume->mapping + volume->volume_offset + page * g->bytes_per_page;
+}
+
+/**
+ * uds_volume_page_in_memory() - Whether every byte of a page is in the OS cache, so that reading
+ *                               it through the mapping will not wait for the disk.
+ */
+bool uds_volume_page_in_memory(const struct uds_volume *volume, uint64_t virtual_chapter,
+                               uint32_t page_number);
+
+/**
+ * uds_start_volume_page_fetch() - Start bringing a page into the OS cache without waiting for
+ *                                 it (a pread with RWF_NOWAIT starts the read, and the kernel's
+ *                                 readahead, even when it answers that it would wait).
+ *
+ * Return: whether the page is in memory now.
+ */
+bool uds_start_volume_page_fetch(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                 uint32_t page_number);
+
+/**
+ * uds_fetch_volume_page() - Bring a page into the OS cache (blocking), so that reading it
+ *                           through the mapping then finds it there.
+ *
+ * Return: DD_SUCCESS, or the read error (logged).
+ */
+int DD_MUST_CHECK uds_fetch_volume_page(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                        uint32_t page_number);
 
 /**
  * uds_read_chapter() - Read all the pages of a chapter slot (blocking), for rebuild.
@@ -130,8 +172,10 @@ int DD_MUST_CHECK uds_read_volume_page_nowait(const struct uds_volume *volume,
 int DD_MUST_CHECK uds_read_chapter(const struct uds_volume *volume, uint32_t slot, uint8_t *pages);
 
 /**
- * uds_drop_volume_cache() - Ask the kernel to drop its cached pages of the chapter ring
- *                           (posix_fadvise DONTNEED), for cold-read measurements.
+ * uds_drop_volume_cache() - Unmap the chapter ring's pages and ask the kernel to drop them
+ *                           from its cache (posix_fadvise DONTNEED), for cold-read
+ *                           measurements. Pages still in the index's page cache are read
+ *                           again from the disk when next used.
  */
 void uds_drop_volume_cache(const struct uds_volume *volume);
 

@@ -2,13 +2,15 @@
 /*
  * End-to-end tests of the index engine through its public API (uds.h), on a small geometry in a
  * temporary file: request semantics, filling past the window, save and load (also into another
- * zone count), rebuild after an unsaved stop and with a damaged chapter, bad storage. The
- * multi-zone cases carry the "threads" label so they also run under ThreadSanitizer.
+ * zone count), rebuild after an unsaved stop and with a damaged chapter, damaged pages read by
+ * each kind of thread, bad storage. The multi-zone cases carry the "threads" label so they also
+ * run under ThreadSanitizer.
  */
 #include <errno.h>
 #include <fcntl.h>
 
 #include "index-requests.h"
+#include "record-page.h"
 
 enum {
 	RECORD_PAGES = 4,
@@ -204,6 +206,97 @@ static void test_rebuild_damaged_chapter(void **state)
 	uds_free_index(index);
 }
 
+/* Flip a byte of the index storage. */
+static void flip_byte(int fd, off_t offset)
+{
+	uint8_t byte;
+
+	assert_int_equal(pread(fd, &byte, 1, offset), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, offset), 1);
+}
+
+/* Whether each name of the damaged-pages test was found. */
+static bool damaged_found[4 * RECORDS_PER_CHAPTER];
+
+static void note_found(const struct uds_request *request, uint64_t number, uint64_t offset)
+{
+	damaged_found[number] = request->found;
+	if (request->found && (data_of(request) != number + offset))
+		fail_msg("name %llu has data %llu", (unsigned long long) number,
+		         (unsigned long long) data_of(request));
+}
+
+/*
+ * Damaged pages of a live index cost only the lookups that need them: not found, and a read
+ * error counted, whichever thread checks the page: the zone thread (one request in flight), a
+ * reader (many in flight), or a disk thread (the OS cache dropped first). Every index page of
+ * chapter 1 is damaged, and every record page of chapter 2, each in the data of one record, so
+ * that a page used unchecked would answer with the wrong data or find a name it should not.
+ * Every name of chapters 0 and 3 is found with its data.
+ */
+static void test_damaged_pages_live(void **state)
+{
+	enum {
+		READ_BY_ZONE,
+		READ_BY_READERS,
+		READ_BY_DISK_THREADS
+	};
+	struct uds_parameters p = parameters(1);
+	uint64_t total = 4 * RECORDS_PER_CHAPTER;
+	struct uds_index_stats stats;
+	struct uds_geometry g;
+	struct uds_index *index;
+	off_t chapter_bytes;
+	int fd;
+
+	(void) state;
+	assert_success(uds_make_custom_geometry(0, RECORD_PAGES, CHAPTERS, 0, &g));
+	chapter_bytes = (off_t) g.pages_per_chapter * g.bytes_per_page;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	store_range(index, UDS_POST, 0, total + 5, 1000000);
+	assert_success(uds_close_index(index));
+	fd = open(index_path, O_RDWR);
+	assert_true(fd >= 0);
+	for (uint32_t page = 0; page < g.pages_per_chapter; page++) {
+		off_t page_offset = (off_t) page * g.bytes_per_page;
+
+		if (page < g.index_pages_per_chapter)
+			flip_byte(fd, 64 * 1024 + chapter_bytes + page_offset + 200);
+		else
+			flip_byte(fd, 64 * 1024 + 2 * chapter_bytes + page_offset +
+			                  UDS_RECORD_PAGE_HEADER_BYTES + UDS_RECORD_NAME_BYTES);
+	}
+	close(fd);
+
+	for (int reader = READ_BY_ZONE; reader <= READ_BY_DISK_THREADS; reader++) {
+		assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
+		if (reader == READ_BY_ZONE) {
+			for (uint64_t n = 0; n < total; n++) {
+				struct uds_request request =
+				    run_request(index, UDS_QUERY_NO_UPDATE, n, 0);
+
+				note_found(&request, n, 1000000);
+			}
+		} else {
+			if (reader == READ_BY_DISK_THREADS)
+				uds_drop_index_os_cache(index);
+			query_range(index, 0, total, note_found, 1000000);
+		}
+		for (uint64_t n = 0; n < total; n++) {
+			uint64_t chapter = n / RECORDS_PER_CHAPTER;
+
+			if (damaged_found[n] != ((chapter == 0) || (chapter == 3)))
+				fail_msg("reader %d: name %llu of chapter %llu found: %d", reader,
+				         (unsigned long long) n, (unsigned long long) chapter,
+				         damaged_found[n]);
+		}
+		assert_success(uds_get_index_stats(index, &stats));
+		assert_true(stats.read_errors >= g.index_pages_per_chapter + RECORD_PAGES);
+		assert_success(uds_close_index(index));
+	}
+}
+
 static void test_bad_storage(void **state)
 {
 	struct uds_parameters p = parameters(1);
@@ -344,9 +437,8 @@ static void test_small_cache(void **state)
 	p.cache_chapters = 1;
 	assert_success(uds_open_index(UDS_CREATE, &p, &index));
 	store_range(index, UDS_POST, 0, 10 * RECORDS_PER_CHAPTER, 1000000);
-	assert_int_equal(run_strided(index, UDS_QUERY_NO_UPDATE, 0, count, stride, 1000000,
-	                             check_data),
-	                 count);
+	assert_int_equal(
+	    run_strided(index, UDS_QUERY_NO_UPDATE, 0, count, stride, 1000000, check_data), count);
 	/* QUERY copies what it finds into new chapters: stay within the window. */
 	count = 4 * RECORDS_PER_CHAPTER;
 	assert_int_equal(run_strided(index, UDS_QUERY, 5 * RECORDS_PER_CHAPTER, count, stride,
@@ -448,6 +540,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_save_load_zones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_damaged_chapter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_pages_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_zone_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
