@@ -226,39 +226,47 @@ bool uds_volume_page_in_memory(const struct uds_volume *volume, uint64_t virtual
 	return true;
 }
 
-bool uds_start_volume_page_fetch(const struct uds_volume *volume, uint64_t virtual_chapter,
-                                 uint32_t page_number)
+/*
+ * Read a page a piece at a time into a buffer that is thrown away, for the effect on the OS
+ * cache: DD_SUCCESS, or the first error. With RWF_NOWAIT every piece is tried, so that each
+ * one's read starts (with the kernel's readahead) even when it answers EAGAIN.
+ */
+static int read_page_for_os_cache(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                  uint32_t page_number, int flags)
 {
 	uint8_t scratch[UDS_MIN_BYTES_PER_PAGE] __attribute__((aligned(64)));
 	off_t offset = page_offset(volume, virtual_chapter, page_number);
 	off_t end = offset + volume->geometry->bytes_per_page;
-	bool in_memory = true;
+	int first_error = DD_SUCCESS;
 
-	/* Each piece's read starts (with the kernel's readahead) even when it answers EAGAIN. */
 	for (; offset < end; offset += sizeof(scratch)) {
-		if (read_fully(volume->fd, scratch, sizeof(scratch), offset, RWF_NOWAIT) !=
-		    DD_SUCCESS)
-			in_memory = false;
+		int result = read_fully(volume->fd, scratch, sizeof(scratch), offset, flags);
+
+		if (result == DD_SUCCESS)
+			continue;
+		if (first_error == DD_SUCCESS)
+			first_error = result;
+		if ((flags & RWF_NOWAIT) == 0)
+			break;
 	}
-	return in_memory;
+	return first_error;
+}
+
+bool uds_start_volume_page_fetch(const struct uds_volume *volume, uint64_t virtual_chapter,
+                                 uint32_t page_number)
+{
+	return read_page_for_os_cache(volume, virtual_chapter, page_number, RWF_NOWAIT) ==
+	       DD_SUCCESS;
 }
 
 int uds_fetch_volume_page(const struct uds_volume *volume, uint64_t virtual_chapter,
                           uint32_t page_number)
 {
-	/* The bytes are thrown away, a piece at a time: the point is the OS cache. */
-	uint8_t scratch[UDS_MIN_BYTES_PER_PAGE] __attribute__((aligned(64)));
-	off_t offset = page_offset(volume, virtual_chapter, page_number);
-	off_t end = offset + volume->geometry->bytes_per_page;
+	int result = read_page_for_os_cache(volume, virtual_chapter, page_number, 0);
 
-	for (; offset < end; offset += sizeof(scratch)) {
-		int result = read_fully(volume->fd, scratch, sizeof(scratch), offset, 0);
-
-		if (result != DD_SUCCESS)
-			return dd_log_error_strerror(result, "cannot read page %u of chapter %llu",
-			                             page_number,
-			                             (unsigned long long) virtual_chapter);
-	}
+	if (result != DD_SUCCESS)
+		return dd_log_error_strerror(result, "cannot read page %u of chapter %llu",
+		                             page_number, (unsigned long long) virtual_chapter);
 	return DD_SUCCESS;
 }
 
