@@ -18,18 +18,20 @@
  * (512) for the standard geometries and only differs for tiny ones. From name bytes 0-7 (a
  * big-endian u64, b): key = b & (2^a - 1), list = (b >> a) % L.
  *
- * Why 128 entries a list and a mean delta of 512 (UDS uses about 256 and 4096; figures from
- * bench/volume-index-bench at 0.25 GB, 67.2M records):
+ * Why 64 entries a list and a mean delta of 512 (UDS uses about 256 and 4096; figures from
+ * bench/volume-index-bench and bench/uds-index-bench at 0.25 GB, 67.2M records):
  *  - A search decodes half a list on average, so halving the list halves the work of a search
  *    and of an insert's move of bits. The cost is per-list memory: an 8-byte list header and a
- *    2-byte flush chapter, 10 bytes per 128 entries = 0.63 bits an entry.
+ *    2-byte flush chapter, 10 bytes per 64 entries = 1.25 bits an entry. Going from 128 to 64
+ *    took the volume index from 183.7 to 189.2 MB and POSTs to a full index from about 770K
+ *    to 880K a second, the decoding of lists being most of a zone thread's time.
  *  - Each halving of the mean delta saves one bit an entry (the Huffman code averages
  *    min_bits + 1.47 bits: 10.47 at 512 against 13.47 at 4096), but one name in mean_delta then
  *    shares its address with an existing entry: that name costs a collision entry (a whole
  *    16-byte name, 0.29 bits an entry at 512) and, in the engine, a needless chapter lookup for
- *    0.2% of new names (0.1% at 1024, 0.025% at 4096). At 1024 the index needs about 24.1 bits
- *    an entry in all, 203 MB, too much for the 3.4 bytes per record the whole process is
- *    allowed; at 512 it needs about 23.1 bits, 194 MB.
+ *    0.2% of new names (0.1% at 1024, 0.025% at 4096). With 128 entries a list, the index
+ *    needed about 24.1 bits an entry at 1024 and 23.1 bits at 512: the bit saved pays for the
+ *    shorter lists within the 3.4 bytes per record the whole process is allowed.
  *
  * Zones. The delta index gives each zone a contiguous range of lists; the zone of a name is the
  * zone of its list in its own sub-index. Since a name is only ever in one sub-index, that is well
@@ -56,8 +58,8 @@
  * ones just after them) are checked and expired ones removed, so a search never returns an
  * expired entry. The delay trades a little memory (expired entries wait about ten chapters
  * longer: under 1% of a full index is expired entries) for less search time when every name is
- * new: with 128 entries a list, a list is searched about every 8 chapters and purged about
- * every third search. A read-only lookup removes nothing.
+ * new: with 64 entries a list, a list gets a new entry about every 16 chapters, and the delay
+ * lets one purge remove several expired entries. A read-only lookup removes nothing.
  *
  * Early flush. Memory is sized for a full window (ordinary entries by the delta code's
  * estimate, plus one collision entry in mean_delta) plus SLACK_PERCENT, and one byte per list.
@@ -99,7 +101,7 @@ enum {
 	/* Fewest delta lists: enough for any zone count up to UDS_MAX_ZONES. */
 	MIN_LIST_COUNT = UDS_MAX_ZONES * UDS_MAX_ZONES,
 	/* Entries per delta list of a full sub-index (see the top of this file). */
-	RECORDS_PER_LIST = 128,
+	RECORDS_PER_LIST = 64,
 	/* Mean distance between the keys of a list when full (see the top of this file). */
 	MEAN_DELTA = 512,
 	/* Bits of a collision entry beyond an ordinary entry's value and shortest code. */
