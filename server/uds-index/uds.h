@@ -125,7 +125,7 @@ struct uds_parameters {
 	unsigned int zone_count;
 	/* Page size in bytes, 0 for 4096. */
 	uint32_t bytes_per_page;
-	/* Threads that copy pages from the OS cache for busy zones; 0 means 2. */
+	/* Threads that check and search pages in the OS cache for busy zones; 0 means 2. */
 	unsigned int reader_threads;
 	/* Threads that wait for pages read from the disk (the queue depth of cold reads); 0 means
 	 * 8. */
