@@ -5,7 +5,8 @@
 #   1. the unit tests (ctest) in an optimized build with debug info;
 #   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the multi-threaded unit tests (ctest label "threads") under ThreadSanitizer;
-#   4. the integration tests (pytest under /usr/bin/python3) against the optimized build.
+#   4. the integration tests (pytest under /usr/bin/python3) against the optimized build;
+#   5. the uds-indexd integration tests again against the ASan build (leaks fail its exit).
 # Any failure stops the script with a non-zero exit status.
 set -euo pipefail
 
@@ -38,3 +39,7 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/ci-tsan -L threads --output-
 
 echo "== integration tests (pytest)"
 DD_BUILD_DIR="$top/build/ci-release" /usr/bin/python3 -m pytest -q tests/integration
+
+echo "== uds-indexd integration tests under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  DD_BUILD_DIR="$top/build/ci-asan" /usr/bin/python3 -m pytest -q tests/integration/test_indexd.py
