@@ -84,9 +84,13 @@ static int write_catalog(const struct index_registry *registry)
 	for (size_t i = 0; i < registry->count; i++) {
 		const struct served_index *served = registry->indexes[i];
 		char line[CATALOG_LINE_MAX];
-		int length = snprintf(line, sizeof(line), "index %s %u %d %u %d %s\n", served->name,
-		                      served->parameters.memory_mb, served->parameters.sparse,
-		                      served->parameters.zone_count, served->owned, served->path);
+		int length;
+
+		if (!served->ready)
+			continue;
+		length = snprintf(line, sizeof(line), "index %s %u %d %u %d %s\n", served->name,
+		                  served->parameters.memory_mb, served->parameters.sparse,
+		                  served->parameters.zone_count, served->owned, served->path);
 
 		fputs(line, file);
 		XXH64_update(hash, line, (size_t) length);
@@ -189,6 +193,7 @@ static int add_served(struct index_registry *registry, struct served_index *serv
 	return DD_SUCCESS;
 }
 
+/* The position of a name in the table (ready or not), or -1. */
 static ssize_t find_served(const struct index_registry *registry, const char *name)
 {
 	for (size_t i = 0; i < registry->count; i++) {
@@ -196,6 +201,19 @@ static ssize_t find_served(const struct index_registry *registry, const char *na
 			return (ssize_t) i;
 	}
 	return -1;
+}
+
+/* The position of a ready index, or -1. */
+static ssize_t find_ready(const struct index_registry *registry, const char *name)
+{
+	ssize_t position = find_served(registry, name);
+
+	return ((position >= 0) && registry->indexes[position]->ready) ? position : -1;
+}
+
+static void remove_served_at(struct index_registry *registry, size_t position)
+{
+	registry->indexes[position] = registry->indexes[--registry->count];
 }
 
 /* Read the catalog (if any) and open every index in it. */
@@ -249,8 +267,10 @@ static int load_catalog(struct index_registry *registry)
 		dd_log_error_strerror(result, "the catalog %s is corrupt", path);
 		goto out;
 	}
-	for (size_t i = 0; (i < registry->count) && (result == DD_SUCCESS); i++)
+	for (size_t i = 0; (i < registry->count) && (result == DD_SUCCESS); i++) {
 		result = open_served(registry->indexes[i], UDS_LOAD);
+		registry->indexes[i]->ready = (result == DD_SUCCESS);
+	}
 out:
 	fclose(file);
 	XXH64_freeState(hash);
@@ -321,21 +341,23 @@ int registry_create(struct index_registry *registry, const char *name,
 	else
 		snprintf(served->path, sizeof(served->path), "%s", path);
 
-	/* Claim the name first, so that two creates of one name cannot both open storage. */
+	/* Claim the name, so that two creates of one name cannot both open storage; open the
+	 * index without holding the mutex, which lookups of other indexes need. */
 	pthread_mutex_lock(&registry->mutex);
-	if (find_served(registry, name) >= 0) {
-		pthread_mutex_unlock(&registry->mutex);
+	result =
+	    (find_served(registry, name) >= 0) ? DD_DUPLICATE_NAME : add_served(registry, served);
+	pthread_mutex_unlock(&registry->mutex);
+	if (result != DD_SUCCESS) {
 		free_served(served);
-		return DD_DUPLICATE_NAME;
+		return result;
 	}
 	result = open_served(served, UDS_CREATE);
-	if (result == DD_SUCCESS)
-		result = add_served(registry, served);
+	pthread_mutex_lock(&registry->mutex);
+	served->ready = (result == DD_SUCCESS);
 	if (result == DD_SUCCESS)
 		result = write_catalog(registry);
-	if ((result != DD_SUCCESS) && (registry->count > 0) &&
-	    (registry->indexes[registry->count - 1] == served))
-		registry->count--;
+	if (result != DD_SUCCESS)
+		remove_served_at(registry, (size_t) find_served(registry, name));
 	pthread_mutex_unlock(&registry->mutex);
 	if (result != DD_SUCCESS)
 		free_served(served);
@@ -349,13 +371,13 @@ int registry_drop(struct index_registry *registry, const char *name, bool delete
 	int result;
 
 	pthread_mutex_lock(&registry->mutex);
-	position = find_served(registry, name);
+	position = find_ready(registry, name);
 	if (position < 0) {
 		pthread_mutex_unlock(&registry->mutex);
 		return ENOENT;
 	}
 	served = registry->indexes[position];
-	registry->indexes[position] = registry->indexes[--registry->count];
+	remove_served_at(registry, (size_t) position);
 	result = write_catalog(registry);
 	pthread_mutex_unlock(&registry->mutex);
 
@@ -379,7 +401,7 @@ struct served_index *registry_get(struct index_registry *registry, const char *n
 	ssize_t position;
 
 	pthread_mutex_lock(&registry->mutex);
-	position = find_served(registry, name);
+	position = find_ready(registry, name);
 	if (position >= 0) {
 		served = registry->indexes[position];
 		atomic_fetch_add(&served->references, 1);
@@ -400,11 +422,13 @@ int registry_list(struct index_registry *registry, struct served_index ***list, 
 	pthread_mutex_lock(&registry->mutex);
 	result = DD_ALLOCATE(registry->count + 1, struct served_index *, "index list", list);
 	if (result == DD_SUCCESS) {
+		*count = 0;
 		for (size_t i = 0; i < registry->count; i++) {
-			(*list)[i] = registry->indexes[i];
+			if (!registry->indexes[i]->ready)
+				continue;
+			(*list)[(*count)++] = registry->indexes[i];
 			atomic_fetch_add(&registry->indexes[i]->references, 1);
 		}
-		*count = registry->count;
 	}
 	pthread_mutex_unlock(&registry->mutex);
 	return result;

@@ -4,7 +4,8 @@
  *
  * Each index is isolated: its own storage, geometry, zones, threads and counters. The registry
  * maps names to open indexes under one mutex that is held only to look a name up or change the
- * table, never across index work. A lookup takes a reference, which every advice batch holds
+ * table, never across index work: a create claims its name, opens the index without the mutex,
+ * then marks it ready. A lookup takes a reference, which every advice batch holds
  * until its last request has completed; dropping an index removes its name at once (new
  * lookups fail) and then waits for the references to drain before it frees the index.
  *
@@ -40,6 +41,9 @@ struct served_index {
 	struct uds_parameters parameters;
 	/* Storage the server created (in its data directory). */
 	bool owned;
+	/* Open and serving (under the registry's mutex): an index being created holds its name
+	 * but is not found, listed or dropped until it is ready. */
+	bool ready;
 	struct uds_index *index;
 	uint64_t storage_bytes;
 	uint64_t records_per_volume;
@@ -88,7 +92,7 @@ struct served_index *registry_get(struct index_registry *registry, const char *n
 void registry_put(struct served_index *served);
 
 /**
- * registry_list() - Take a reference to every index: fills @list (allocated, to be freed with
+ * registry_list() - Take a reference to every ready index: fills @list (allocated, to be freed with
  *                   registry_put_list()) and @count.
  */
 int registry_list(struct index_registry *registry, struct served_index ***list, size_t *count);
