@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -39,12 +38,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
+#include "futex.h"
 #include "logger.h"
 #include "memory-alloc.h"
 #include "time-utils.h"
@@ -204,16 +203,6 @@ static double latency_percentile_us(const struct latency_histogram *histogram, d
 /* Submitting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-static void futex_wait(atomic_uint *word, unsigned int expected)
-{
-	syscall(SYS_futex, (unsigned int *) word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-}
-
-static void futex_wake(atomic_uint *word)
-{
-	syscall(SYS_futex, (unsigned int *) word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 /*
  * A zone thread hands a finished request back. The push and the load of wake_at are sequentially
  * consistent, as are the submitter's store of wake_at and its look at the stack before it
@@ -233,7 +222,7 @@ static void request_done(struct uds_request *request)
 	wake_at = atomic_load(&bench->wake_at);
 	if ((wake_at != 0) && (br->stacked >= wake_at)) {
 		atomic_store(&bench->wake_at, 0);
-		futex_wake(&bench->wake_at);
+		dd_futex_wake(&bench->wake_at);
 	}
 }
 
@@ -265,7 +254,7 @@ static void wait_for_returns(struct bench *bench)
 
 		if ((head != NULL) && (head->stacked >= threshold))
 			break;
-		futex_wait(&bench->wake_at, threshold);
+		dd_futex_wait(&bench->wake_at, threshold);
 		if (atomic_load(&bench->wake_at) == 0)
 			break;
 	}

@@ -47,18 +47,17 @@
 #include "work-queue.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "completion.h"
 #include "funnel-queue.h"
+#include "futex.h"
 #include "logger.h"
 #include "memory-alloc.h"
 #include "permassert.h"
@@ -78,7 +77,7 @@ struct zone_thread {
 	atomic_uint_least64_t enqueued;
 	atomic_uint_least64_t wakeups;
 	/* The futex word: 1 while the thread is (about to be) asleep. */
-	atomic_int sleeping;
+	atomic_uint sleeping;
 	char producer_padding[DD_CACHE_LINE_SIZE];
 	struct dd_funnel_queue queue;
 	char consumer_padding[DD_CACHE_LINE_SIZE];
@@ -134,17 +133,6 @@ static void cpu_relax(void)
 #endif
 }
 
-static void futex_wait(atomic_int *word, int expected)
-{
-	/* EAGAIN (the word changed) and EINTR are both answered by the caller's re-check. */
-	syscall(SYS_futex, (int *) word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-}
-
-static void futex_wake(atomic_int *word)
-{
-	syscall(SYS_futex, (int *) word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 /* Producer side: wake @zone if it has raised its sleeping flag. */
 static void wake_if_sleeping(struct zone_thread *zone)
 {
@@ -153,7 +141,7 @@ static void wake_if_sleeping(struct zone_thread *zone)
 	if (atomic_exchange_explicit(&zone->sleeping, 0, memory_order_seq_cst) == 0)
 		return;
 	atomic_fetch_add_explicit(&zone->wakeups, 1, memory_order_relaxed);
-	futex_wake(&zone->sleeping);
+	dd_futex_wake(&zone->sleeping);
 }
 
 void dd_enqueue_completion(struct dd_completion *completion)
@@ -242,7 +230,8 @@ static void sleep_until_woken(struct zone_thread *zone)
 			return;
 		}
 		bump_private_counter(&zone->sleeps, memory_order_relaxed);
-		futex_wait(&zone->sleeping, 1);
+		/* EAGAIN (the flag changed) and EINTR are answered by the re-check below. */
+		dd_futex_wait(&zone->sleeping, 1);
 		if (atomic_load_explicit(&zone->sleeping, memory_order_seq_cst) == 0)
 			return;
 	}
@@ -451,7 +440,7 @@ static void stop_zone_thread(struct zone_thread *zone)
 {
 	atomic_store_explicit(&zone->stopping, true, memory_order_seq_cst);
 	atomic_store_explicit(&zone->sleeping, 0, memory_order_seq_cst);
-	futex_wake(&zone->sleeping);
+	dd_futex_wake(&zone->sleeping);
 	pthread_join(zone->thread, NULL);
 }
 

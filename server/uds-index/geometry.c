@@ -34,6 +34,18 @@ static bool is_valid_page_size(uint32_t bytes_per_page)
 	       ((bytes_per_page & (bytes_per_page - 1)) == 0);
 }
 
+/* Default a page size of 0 and check it. */
+static int choose_page_size(uint32_t *bytes_per_page)
+{
+	if (*bytes_per_page == 0)
+		*bytes_per_page = UDS_DEFAULT_BYTES_PER_PAGE;
+	if (!is_valid_page_size(*bytes_per_page))
+		return dd_log_error_strerror(
+		    DD_INVALID_ARGUMENT, "page size %u is not a power of two in [%u, %u]",
+		    *bytes_per_page, UDS_MIN_BYTES_PER_PAGE, UDS_MAX_BYTES_PER_PAGE);
+	return DD_SUCCESS;
+}
+
 /*
  * Reserve the chapter index pages of a chapter. uds_get_delta_page_count() counts the delta codes
  * and payloads of the records and lets every page lose a whole list at its end, where a page
@@ -68,13 +80,11 @@ int uds_make_custom_geometry(uint32_t bytes_per_page, uint32_t record_pages_per_
 {
 	struct uds_geometry g = { 0 };
 	uint32_t records_per_list;
+	int result;
 
-	if (bytes_per_page == 0)
-		bytes_per_page = UDS_DEFAULT_BYTES_PER_PAGE;
-	if (!is_valid_page_size(bytes_per_page))
-		return dd_log_error_strerror(
-		    DD_INVALID_ARGUMENT, "page size %u is not a power of two in [%u, %u]",
-		    bytes_per_page, UDS_MIN_BYTES_PER_PAGE, UDS_MAX_BYTES_PER_PAGE);
+	result = choose_page_size(&bytes_per_page);
+	if (result != DD_SUCCESS)
+		return result;
 	if ((record_pages_per_chapter == 0) || (record_pages_per_chapter > (1u << 20)))
 		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "%u record pages per chapter",
 		                             record_pages_per_chapter);
@@ -117,6 +127,7 @@ int uds_make_geometry(uint32_t memory_mb, bool sparse, uint32_t bytes_per_page,
 	uint32_t chapters = UDS_DEFAULT_CHAPTERS_PER_VOLUME;
 	uint32_t records_per_page;
 	uint32_t sparse_chapters = 0;
+	int result;
 
 	if ((memory_mb == 256) || (memory_mb == 512) || (memory_mb == 768)) {
 		records_per_chapter = UDS_SMALL_RECORDS_PER_CHAPTER * (memory_mb / 256);
@@ -129,12 +140,9 @@ int uds_make_geometry(uint32_t memory_mb, bool sparse, uint32_t bytes_per_page,
 		    DD_INVALID_ARGUMENT,
 		    "memory size %u MB is not 256, 512, 768 or a multiple of 1024", memory_mb);
 	}
-	if (bytes_per_page == 0)
-		bytes_per_page = UDS_DEFAULT_BYTES_PER_PAGE;
-	if (!is_valid_page_size(bytes_per_page))
-		return dd_log_error_strerror(
-		    DD_INVALID_ARGUMENT, "page size %u is not a power of two in [%u, %u]",
-		    bytes_per_page, UDS_MIN_BYTES_PER_PAGE, UDS_MAX_BYTES_PER_PAGE);
+	result = choose_page_size(&bytes_per_page);
+	if (result != DD_SUCCESS)
+		return result;
 	if (sparse) {
 		chapters *= UDS_SPARSE_CHAPTER_FACTOR;
 		sparse_chapters = (uint32_t) ((uint64_t) chapters * UDS_SPARSE_PERCENT / 100);

@@ -147,6 +147,8 @@ int main(int argc, char **argv)
 	memcpy(methods, table, count * sizeof(*table));
 	method_count = count;
 	table = indexd_advice_methods(&daemon, &count);
+	if (method_count + count > sizeof(methods) / sizeof(methods[0]))
+		return 1;
 	memcpy(methods + method_count, table, count * sizeof(*table));
 	method_count += count;
 	config = (struct rpc_server_config){
