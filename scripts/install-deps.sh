@@ -14,7 +14,7 @@ packages=(
   # unit tests and benchmarks
   libcmocka-dev libbenchmark-dev
   # python integration tests: Debian's pytest and grpcio under /usr/bin/python3
-  python3-pytest python3-grpcio protobuf-compiler protobuf-compiler-grpc
+  python3-pytest python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
 )
 
 missing=()
