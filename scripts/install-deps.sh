@@ -10,7 +10,9 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries the code links against
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjemalloc-dev liblz4-dev libxxhash-dev
-  liburing-dev
+  liburing-dev libmicrohttpd-dev
+  # TLS test certificates
+  openssl
   # unit tests and benchmarks
   libcmocka-dev libbenchmark-dev
   # python integration tests: Debian's pytest and grpcio under /usr/bin/python3

@@ -1,11 +1,13 @@
 """Helpers for the uds-indexd tests: python stubs generated from our .proto files with Debian's
 protoc and grpc python plugin, and a daemon started on a unix socket and loopback TCP."""
+import hashlib
 import importlib
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -45,15 +47,20 @@ def free_port() -> int:
 
 
 class Daemon:
-    """A uds-indexd process on a unix socket and a loopback port, with its own data dir."""
+    """A uds-indexd process on a unix socket and a loopback port, with its own data dir.
 
-    def __init__(self, program: pathlib.Path, work_dir: pathlib.Path, *extra: str):
+    Plain text (--insecure) unless `credentials` (grpc.ssl_channel_credentials for the server's
+    CA) is given, in which case `extra` must carry the server's --tls-* flags."""
+
+    def __init__(self, program: pathlib.Path, work_dir: pathlib.Path, *extra: str,
+                 credentials=None):
         self.program = program
         self.work_dir = work_dir
         self.socket = work_dir / "indexd.sock"
         self.port = free_port()
         self.data_dir = work_dir / "data"
-        self.extra = list(extra)
+        self.extra = list(extra) + ([] if credentials else ["--insecure"])
+        self.credentials = credentials
         self.process = None
         self.log = work_dir / "indexd.log"
 
@@ -70,7 +77,7 @@ class Daemon:
                 raise RuntimeError(f"uds-indexd exited {self.process.returncode}: "
                                    f"{self.log.read_text()}")
             try:
-                with grpc.insecure_channel(f"unix:{self.socket}") as channel:
+                with self.channel() as channel:
                     grpc.channel_ready_future(channel).result(timeout=0.2)
                 return self
             except grpc.FutureTimeoutError:
@@ -83,6 +90,79 @@ class Daemon:
         self.log_file.close()
         return code
 
-    def channel(self, tcp: bool = False):
+    def channel(self, tcp: bool = False, credentials=None, options=()):
+        """A channel to the daemon; TLS with the daemon's credentials (or `credentials`)."""
         target = f"127.0.0.1:{self.port}" if tcp else f"unix:{self.socket}"
-        return grpc.insecure_channel(target)
+        credentials = credentials or self.credentials
+        if credentials is None:
+            return grpc.insecure_channel(target, options=list(options))
+        # The test certificates name localhost; a unix socket has no host name to check.
+        return grpc.secure_channel(
+            target, credentials,
+            options=[("grpc.ssl_target_name_override", "localhost"), *options])
+
+
+POST, UPDATE, QUERY, QUERY_NO_UPDATE, DELETE = range(5)
+FOUND = 1
+
+
+def name_of(number: int) -> bytes:
+    return hashlib.blake2b(struct.pack("<Q", number), digest_size=16).digest()
+
+
+def data_of(number: int) -> bytes:
+    return struct.pack("<QQ", number, ~number & (2**64 - 1))
+
+
+def batch(stubs, index, kind, numbers, batch_id=7):
+    """An AdviceBatch of one request type for the names of `numbers`."""
+    with_data = kind in (POST, UPDATE)
+    return stubs["index"].AdviceBatch(
+        index=index, batch_id=batch_id, types=bytes([kind] * len(numbers)),
+        names=b"".join(name_of(n) for n in numbers),
+        data=b"".join(data_of(n) for n in numbers) if with_data else b"")
+
+
+def admin(stubs, channel):
+    return stubs["index_grpc"].IndexAdminStub(channel)
+
+
+def advice(stubs, channel):
+    return stubs["index_grpc"].AdviceStub(channel)
+
+
+def bearer(token):
+    """Call metadata carrying an access token."""
+    return [("authorization", f"Bearer {token}")] if token else None
+
+
+def create(stubs, channel, name, token=None):
+    pb = stubs["index"]
+    return admin(stubs, channel).CreateIndex(
+        pb.CreateIndexRequest(name=name, geometry=pb.Geometry(memory_mb=256, zones=1)),
+        metadata=bearer(token))
+
+
+def post_all(stubs, channel, index, numbers, size=4096, token=None):
+    stub = advice(stubs, channel)
+    for start in range(0, len(numbers), size):
+        reply = stub.Batch(batch(stubs, index, POST, numbers[start:start + size]),
+                           metadata=bearer(token))
+        assert len(reply.results) == len(numbers[start:start + size])
+
+
+def found_numbers(stubs, channel, index, numbers, size=4096, token=None):
+    """Which numbers QUERY_NO_UPDATE finds, checking the data of each."""
+    stub = advice(stubs, channel)
+    found = set()
+    for start in range(0, len(numbers), size):
+        part = numbers[start:start + size]
+        reply = stub.Batch(batch(stubs, index, QUERY_NO_UPDATE, part), metadata=bearer(token))
+        offset = 0
+        for n, result in zip(part, reply.results):
+            if result & FOUND:
+                assert reply.old_data[offset:offset + 16] == data_of(n)
+                offset += 16
+                found.add(n)
+        assert offset == len(reply.old_data)
+    return found

@@ -1,84 +1,13 @@
 """uds-indexd driven by Debian's python3-grpcio: admin, health, advice batches, bad input,
 restart after a clean stop and after kill -9."""
-import hashlib
 import signal
-import struct
 import time
 
 import grpc
 import pytest
 
-from indexd import Daemon, generate_stubs
-
-POST, UPDATE, QUERY, QUERY_NO_UPDATE, DELETE = range(5)
-FOUND = 1
-
-
-@pytest.fixture(scope="module")
-def stubs(tmp_path_factory):
-    return generate_stubs(tmp_path_factory.mktemp("stubs"))
-
-
-@pytest.fixture
-def daemon(build_dir, tmp_path):
-    d = Daemon(build_dir / "server" / "uds-index" / "uds-indexd", tmp_path).start()
-    yield d
-    # A clean stop: under AddressSanitizer a leak would make the exit status non-zero.
-    assert d.stop() == 0, d.log.read_text()[-2000:]
-
-
-def name_of(number: int) -> bytes:
-    return hashlib.blake2b(struct.pack("<Q", number), digest_size=16).digest()
-
-
-def data_of(number: int) -> bytes:
-    return struct.pack("<QQ", number, ~number & (2**64 - 1))
-
-
-def batch(stubs, index, kind, numbers, batch_id=7):
-    with_data = kind in (POST, UPDATE)
-    return stubs["index"].AdviceBatch(
-        index=index, batch_id=batch_id, types=bytes([kind] * len(numbers)),
-        names=b"".join(name_of(n) for n in numbers),
-        data=b"".join(data_of(n) for n in numbers) if with_data else b"")
-
-
-def admin(stubs, channel):
-    return stubs["index_grpc"].IndexAdminStub(channel)
-
-
-def advice(stubs, channel):
-    return stubs["index_grpc"].AdviceStub(channel)
-
-
-def create(stubs, channel, name):
-    pb = stubs["index"]
-    return admin(stubs, channel).CreateIndex(
-        pb.CreateIndexRequest(name=name, geometry=pb.Geometry(memory_mb=256, zones=1)))
-
-
-def post_all(stubs, channel, index, numbers, size=4096):
-    stub = advice(stubs, channel)
-    for start in range(0, len(numbers), size):
-        reply = stub.Batch(batch(stubs, index, POST, numbers[start:start + size]))
-        assert len(reply.results) == len(numbers[start:start + size])
-
-
-def found_numbers(stubs, channel, index, numbers, size=4096):
-    """Which numbers QUERY_NO_UPDATE finds, checking the data of each."""
-    stub = advice(stubs, channel)
-    found = set()
-    for start in range(0, len(numbers), size):
-        part = numbers[start:start + size]
-        reply = stub.Batch(batch(stubs, index, QUERY_NO_UPDATE, part))
-        offset = 0
-        for n, result in zip(part, reply.results):
-            if result & FOUND:
-                assert reply.old_data[offset:offset + 16] == data_of(n)
-                offset += 16
-                found.add(n)
-        assert offset == len(reply.old_data)
-    return found
+from indexd import (DELETE, FOUND, POST, QUERY, QUERY_NO_UPDATE, Daemon, admin, advice, batch,
+                    create, data_of, found_numbers, post_all)
 
 
 def test_health_and_unknown_method(stubs, daemon):
@@ -182,8 +111,8 @@ def test_bad_batches(stubs, daemon):
         assert found_numbers(stubs, channel, "a", [1, 2, 3]) == {1, 2, 3}
 
 
-def test_restart_after_stop_and_after_kill(stubs, build_dir, tmp_path):
-    program = build_dir / "server" / "uds-index" / "uds-indexd"
+def test_restart_after_stop_and_after_kill(stubs, indexd_program, tmp_path):
+    program = indexd_program
     numbers = list(range(70_000))  # more than a chapter of the 256 MB geometry (65,659)
     d = Daemon(program, tmp_path).start()
     with d.channel() as channel:

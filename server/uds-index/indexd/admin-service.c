@@ -47,6 +47,31 @@ grpc_status_code indexd_status_of(int result)
 	}
 }
 
+bool indexd_allowed(struct indexd *daemon, struct rpc_call *call, const char *index,
+                    unsigned int rights)
+{
+	size_t length = 0;
+	const char *token = rpc_call_metadata(call, "authorization", &length);
+
+	switch (access_check(daemon->access, token, length, index, rights)) {
+	case ACCESS_GRANTED:
+		return true;
+	case ACCESS_UNAUTHENTICATED:
+		rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED,
+		              "a valid access token is needed (authorization: Bearer <token>)");
+		return false;
+	default:
+		if (index == NULL)
+			rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+			              "this token does not cover every index");
+		else
+			rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+			              "this token does not give that right on index \"%.80s\"",
+			              index);
+		return false;
+	}
+}
+
 static void fail_with(struct rpc_call *call, int result, const char *what)
 {
 	rpc_call_fail(call, indexd_status_of(result), "%s: %s", what,
@@ -102,6 +127,8 @@ static void create_index(struct admin_job *job)
 		              request->name);
 		goto out;
 	}
+	if (!indexd_allowed(job->daemon, job->call, request->name, ACCESS_MANAGE))
+		goto out;
 	if (request->geometry != NULL) {
 		parameters.memory_mb = request->geometry->memory_mb;
 		parameters.sparse = request->geometry->sparse;
@@ -132,12 +159,25 @@ static void drop_index(struct admin_job *job)
 		rpc_call_fail(job->call, GRPC_STATUS_INVALID_ARGUMENT, "malformed DropIndex");
 		return;
 	}
-	result = registry_drop(job->daemon->registry, request->name, request->delete_storage);
-	if (result != DD_SUCCESS)
-		fail_with(job->call, result, "drop");
-	else
-		rpc_call_reply(job->call, &reply.base);
+	if (indexd_allowed(job->daemon, job->call, request->name, ACCESS_MANAGE)) {
+		result =
+		    registry_drop(job->daemon->registry, request->name, request->delete_storage);
+		if (result != DD_SUCCESS)
+			fail_with(job->call, result, "drop");
+		else
+			rpc_call_reply(job->call, &reply.base);
+	}
 	uds__v1__drop_index_request__free_unpacked(request, NULL);
+}
+
+/* Whether the caller may see an index in a listing. */
+static bool may_see(struct admin_job *job, const char *name)
+{
+	size_t length = 0;
+	const char *token = rpc_call_metadata(job->call, "authorization", &length);
+
+	return access_check(job->daemon->access, token, length, name, ACCESS_STATS) ==
+	       ACCESS_GRANTED;
 }
 
 static void list_indexes(struct admin_job *job)
@@ -148,8 +188,12 @@ static void list_indexes(struct admin_job *job)
 	Uds__V1__Geometry *geometries = NULL;
 	struct served_index **list = NULL;
 	size_t count = 0;
-	int result = registry_list(job->daemon->registry, &list, &count);
+	size_t shown = 0;
+	int result;
 
+	if (!indexd_allowed(job->daemon, job->call, NULL, 0))
+		return;
+	result = registry_list(job->daemon->registry, &list, &count);
 	if (result == DD_SUCCESS)
 		result = DD_ALLOCATE(count + 1, Uds__V1__IndexInfo, "infos", &infos);
 	if (result == DD_SUCCESS)
@@ -160,12 +204,15 @@ static void list_indexes(struct admin_job *job)
 		fail_with(job->call, result, "list");
 	} else {
 		for (size_t i = 0; i < count; i++) {
-			uds__v1__index_info__init(&infos[i]);
-			uds__v1__geometry__init(&geometries[i]);
-			fill_info(list[i], &infos[i], &geometries[i]);
-			pointers[i] = &infos[i];
+			if (!may_see(job, list[i]->name))
+				continue;
+			uds__v1__index_info__init(&infos[shown]);
+			uds__v1__geometry__init(&geometries[shown]);
+			fill_info(list[i], &infos[shown], &geometries[shown]);
+			pointers[shown] = &infos[shown];
+			shown++;
 		}
-		reply.n_indexes = count;
+		reply.n_indexes = shown;
 		reply.indexes = pointers;
 		rpc_call_reply(job->call, &reply.base);
 	}
@@ -186,6 +233,10 @@ static void get_stats(struct admin_job *job)
 
 	if (request == NULL) {
 		rpc_call_fail(job->call, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetStats");
+		return;
+	}
+	if (!indexd_allowed(job->daemon, job->call, request->name, ACCESS_STATS)) {
+		uds__v1__stats_request__free_unpacked(request, NULL);
 		return;
 	}
 	served = registry_get(job->daemon->registry, request->name);
@@ -233,18 +284,21 @@ static void save_index(struct admin_job *job)
 	Uds__V1__SaveRequest *request =
 	    uds__v1__save_request__unpack(NULL, job->size, job->request);
 	Uds__V1__SaveReply reply = UDS__V1__SAVE_REPLY__INIT;
+	const char *name;
 	int result;
 
 	if (request == NULL) {
 		rpc_call_fail(job->call, GRPC_STATUS_INVALID_ARGUMENT, "malformed SaveIndex");
 		return;
 	}
-	result =
-	    registry_save(job->daemon->registry, (request->name[0] != '\0') ? request->name : NULL);
-	if (result != DD_SUCCESS)
-		fail_with(job->call, result, "save");
-	else
-		rpc_call_reply(job->call, &reply.base);
+	name = (request->name[0] != '\0') ? request->name : NULL;
+	if (indexd_allowed(job->daemon, job->call, name, ACCESS_MANAGE)) {
+		result = registry_save(job->daemon->registry, name);
+		if (result != DD_SUCCESS)
+			fail_with(job->call, result, "save");
+		else
+			rpc_call_reply(job->call, &reply.base);
+	}
 	uds__v1__save_request__free_unpacked(request, NULL);
 }
 
@@ -326,12 +380,12 @@ static void handle_health_check(struct rpc_call *call, const uint8_t *request, s
 const struct rpc_method *indexd_admin_methods(struct indexd *daemon, size_t *count)
 {
 	static struct rpc_method methods[] = {
-		{ "/uds.v1.IndexAdmin/CreateIndex", handle_create, NULL },
-		{ "/uds.v1.IndexAdmin/DropIndex", handle_drop, NULL },
-		{ "/uds.v1.IndexAdmin/ListIndexes", handle_list, NULL },
-		{ "/uds.v1.IndexAdmin/GetStats", handle_stats, NULL },
-		{ "/uds.v1.IndexAdmin/SaveIndex", handle_save, NULL },
-		{ "/grpc.health.v1.Health/Check", handle_health_check, NULL },
+		{ .path = "/uds.v1.IndexAdmin/CreateIndex", .handler = handle_create },
+		{ .path = "/uds.v1.IndexAdmin/DropIndex", .handler = handle_drop },
+		{ .path = "/uds.v1.IndexAdmin/ListIndexes", .handler = handle_list },
+		{ .path = "/uds.v1.IndexAdmin/GetStats", .handler = handle_stats },
+		{ .path = "/uds.v1.IndexAdmin/SaveIndex", .handler = handle_save },
+		{ .path = "/grpc.health.v1.Health/Check", .handler = handle_health_check },
 	};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)

@@ -1,34 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The Advice service: batches of requests to a named index.
+ * The Advice service: batches of requests to a named index, one per unary Batch call or many
+ * on a Stream.
  *
- * A batch is checked whole before any of it runs (its sizes agree, its types are known, it is
- * not larger than INDEXD_MAX_BATCH), so a malformed batch changes nothing. Its requests are
- * launched into the index engine from the rpc worker; each completes on a zone thread, and the
- * last one to complete builds the reply and sends it from there. The batch holds a reference to
- * its index until then, so a drop waits for it.
+ * A batch is decoded and checked whole (advice-batch.h), then its caller's token is checked
+ * for the index, before any of it runs. Its requests are launched into the index engine from
+ * the rpc worker; each completes on a zone thread, and the last one to complete builds the
+ * reply and sends it from there. The batch holds a reference to its index until then, so a
+ * drop waits for it. No rpc worker ever waits for the index.
+ *
+ * On a stream, a batch that cannot run (malformed, unauthorized, unknown index) ends the
+ * stream with that status once the batches before it are answered; the rpc server's window
+ * bounds the batches of one stream in the index at once.
  */
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "uds/v1/index.pb-c.h"
-
+#include "advice-batch.h"
 #include "errors.h"
 #include "indexd.h"
 #include "logger.h"
 #include "memory-alloc.h"
 
-enum {
-	NAME_BYTES = 16,
-	DATA_BYTES = 16,
-	RESULT_FOUND = 1,
-	RESULT_LOCATION_SHIFT = 1,
-	RESULT_FAILED = 16,
-};
-
 struct advice_batch {
 	struct rpc_call *call;
+	bool streamed;
 	struct served_index *served;
 	uint64_t batch_id;
 	uint32_t count;
@@ -36,41 +34,20 @@ struct advice_batch {
 	struct uds_request requests[];
 };
 
-static bool carries_data(enum uds_request_type type)
+/* Answer the batch's call with an error: the unary call, or the stream (which it then ends). */
+static void __attribute__((format(printf, 4, 5)))
+refuse(struct rpc_call *call, bool streamed, grpc_status_code code, const char *format, ...)
 {
-	return (type == UDS_POST) || (type == UDS_UPDATE);
-}
+	char message[200];
+	va_list args;
 
-/* Check a batch's shape; on failure fill @why. */
-static bool batch_is_valid(const Uds__V1__AdviceBatch *batch, char *why, size_t size)
-{
-	size_t count = batch->types.len;
-	size_t with_data = 0;
-
-	if ((count == 0) || (count > INDEXD_MAX_BATCH)) {
-		snprintf(why, size, "a batch holds 1 to %u requests, not %zu", INDEXD_MAX_BATCH,
-		         count);
-		return false;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (batch->types.data[i] >= UDS_REQUEST_TYPES) {
-			snprintf(why, size, "request %zu has unknown type %u", i,
-			         batch->types.data[i]);
-			return false;
-		}
-		with_data += carries_data(batch->types.data[i]);
-	}
-	if (batch->names.len != count * NAME_BYTES) {
-		snprintf(why, size, "%zu requests need %zu bytes of names, not %zu", count,
-		         count * NAME_BYTES, batch->names.len);
-		return false;
-	}
-	if (batch->data.len != with_data * DATA_BYTES) {
-		snprintf(why, size, "%zu POST/UPDATE requests need %zu bytes of data, not %zu",
-		         with_data, with_data * DATA_BYTES, batch->data.len);
-		return false;
-	}
-	return true;
+	va_start(args, format);
+	vsnprintf(message, sizeof(message), format, args);
+	va_end(args);
+	if (streamed)
+		rpc_stream_fail(call, code, "%s", message);
+	else
+		rpc_call_fail(call, code, "%s", message);
 }
 
 /* Zone thread of the last request: answer the batch and free it. */
@@ -79,32 +56,24 @@ static void reply_to_batch(struct advice_batch *batch)
 	Uds__V1__AdviceReply reply = UDS__V1__ADVICE_REPLY__INIT;
 	uint8_t *results = NULL;
 	uint8_t *old_data = NULL;
-	size_t found = 0;
+	size_t found;
 
 	if ((dd_allocate(batch->count, "advice results", &results) != DD_SUCCESS) ||
-	    (dd_allocate((size_t) batch->count * DATA_BYTES + 1, "advice data", &old_data) !=
+	    (dd_allocate((size_t) batch->count * ADVICE_DATA_BYTES, "advice data", &old_data) !=
 	     DD_SUCCESS)) {
-		rpc_call_fail(batch->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		refuse(batch->call, batch->streamed, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		       "out of memory");
 		goto out;
 	}
-	for (uint32_t i = 0; i < batch->count; i++) {
-		const struct uds_request *request = &batch->requests[i];
-
-		if (request->status != DD_SUCCESS) {
-			results[i] = RESULT_FAILED;
-			continue;
-		}
-		results[i] = (uint8_t) (request->location << RESULT_LOCATION_SHIFT);
-		if (request->found) {
-			results[i] |= RESULT_FOUND;
-			memcpy(old_data + found * DATA_BYTES, request->old_data.data, DATA_BYTES);
-			found++;
-		}
-	}
+	found = advice_reply_fill(batch->requests, batch->count, results, old_data);
 	reply.batch_id = batch->batch_id;
 	reply.results = (ProtobufCBinaryData){ .len = batch->count, .data = results };
-	reply.old_data = (ProtobufCBinaryData){ .len = found * DATA_BYTES, .data = old_data };
-	rpc_call_reply(batch->call, &reply.base);
+	reply.old_data =
+	    (ProtobufCBinaryData){ .len = found * ADVICE_DATA_BYTES, .data = old_data };
+	if (batch->streamed)
+		rpc_stream_send(batch->call, &reply.base);
+	else
+		rpc_call_reply(batch->call, &reply.base);
 out:
 	dd_free(results);
 	dd_free(old_data);
@@ -124,23 +93,14 @@ static void request_done(struct uds_request *request)
 	finish_one(request->context);
 }
 
-/* Fill and launch every request of a checked batch. */
-static void launch_batch(struct advice_batch *batch, const Uds__V1__AdviceBatch *message)
+/* Launch every request of a filled batch. */
+static void launch_batch(struct advice_batch *batch)
 {
-	const uint8_t *data = message->data.data;
-
 	/* One extra count, dropped last, so that no completion replies before all are launched. */
 	atomic_store(&batch->pending, batch->count + 1);
 	for (uint32_t i = 0; i < batch->count; i++) {
 		struct uds_request *request = &batch->requests[i];
 
-		request->type = message->types.data[i];
-		memcpy(request->record_name.name, message->names.data + (size_t) i * NAME_BYTES,
-		       NAME_BYTES);
-		if (carries_data(request->type)) {
-			memcpy(request->new_data.data, data, DATA_BYTES);
-			data += DATA_BYTES;
-		}
 		request->callback = request_done;
 		request->index = batch->served->index;
 		request->context = batch;
@@ -152,50 +112,88 @@ static void launch_batch(struct advice_batch *batch, const Uds__V1__AdviceBatch 
 	finish_one(batch);
 }
 
-static void handle_batch(struct rpc_call *call, const uint8_t *request, size_t size, void *context)
+/* Whether the caller may use the index; if not, answer the call. */
+static bool allowed(struct indexd *daemon, struct rpc_call *call, bool streamed, const char *index)
 {
-	struct indexd *daemon = context;
-	Uds__V1__AdviceBatch *message = uds__v1__advice_batch__unpack(NULL, size, request);
+	size_t length = 0;
+	const char *token = rpc_call_metadata(call, "authorization", &length);
+
+	switch (access_check(daemon->access, token, length, index, ACCESS_ADVICE)) {
+	case ACCESS_GRANTED:
+		return true;
+	case ACCESS_UNAUTHENTICATED:
+		refuse(call, streamed, GRPC_STATUS_UNAUTHENTICATED,
+		       "a valid access token is needed (authorization: Bearer <token>)");
+		return false;
+	default:
+		refuse(call, streamed, GRPC_STATUS_PERMISSION_DENIED,
+		       "this token gives no advice right on index \"%.80s\"", index);
+		return false;
+	}
+}
+
+/* Serve one batch message, of a unary call or a stream. */
+static void serve_batch(struct indexd *daemon, struct rpc_call *call, bool streamed,
+                        const uint8_t *bytes, size_t size)
+{
+	Uds__V1__AdviceBatch *message = uds__v1__advice_batch__unpack(NULL, size, bytes);
 	struct advice_batch *batch;
 	struct served_index *served;
 	char why[128];
 
 	if (message == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed AdviceBatch");
+		refuse(call, streamed, GRPC_STATUS_INVALID_ARGUMENT, "malformed AdviceBatch");
 		return;
 	}
-	if (!batch_is_valid(message, why, sizeof(why))) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+	if (!advice_batch_check(message, why, sizeof(why))) {
+		refuse(call, streamed, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
 		goto out;
 	}
+	if (!allowed(daemon, call, streamed, message->index))
+		goto out;
 	served = registry_get(daemon->registry, message->index);
 	if (served == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "no index named \"%.80s\"",
-		              message->index);
+		refuse(call, streamed, GRPC_STATUS_NOT_FOUND, "no index named \"%.80s\"",
+		       message->index);
 		goto out;
 	}
 	if (dd_allocate(sizeof(*batch) + message->types.len * sizeof(struct uds_request),
 	                "advice batch", &batch) != DD_SUCCESS) {
 		registry_put(served);
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		refuse(call, streamed, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
 	batch->call = call;
+	batch->streamed = streamed;
 	batch->served = served;
 	batch->batch_id = message->batch_id;
 	batch->count = (uint32_t) message->types.len;
-	launch_batch(batch, message);
+	advice_batch_fill(message, batch->requests);
+	launch_batch(batch);
 out:
 	uds__v1__advice_batch__free_unpacked(message, NULL);
+}
+
+static void handle_batch(struct rpc_call *call, const uint8_t *request, size_t size, void *context)
+{
+	serve_batch(context, call, false, request, size);
+}
+
+static void handle_stream_message(struct rpc_call *stream, const uint8_t *message, size_t size,
+                                  void *context)
+{
+	serve_batch(context, stream, true, message, size);
 }
 
 const struct rpc_method *indexd_advice_methods(struct indexd *daemon, size_t *count)
 {
 	static struct rpc_method methods[] = {
-		{ "/uds.v1.Advice/Batch", handle_batch, NULL },
+		{ .path = "/uds.v1.Advice/Batch", .handler = handle_batch },
+		{ .path = "/uds.v1.Advice/Stream", .stream_handler = handle_stream_message },
 	};
 
-	methods[0].context = daemon;
-	*count = 1;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		methods[i].context = daemon;
+	*count = sizeof(methods) / sizeof(methods[0]);
 	return methods;
 }

@@ -13,18 +13,23 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "access.h"
 #include "registry.h"
 #include "rpc-server.h"
 #include "work-queue.h"
 
 enum {
-	/* Most requests in one advice batch. */
-	INDEXD_MAX_BATCH = 4096,
+	INDEXD_MAX_METHODS = 16,
 };
 
 struct indexd {
 	struct index_registry *registry;
+	struct access_control *access;
 	struct dd_thread_set *admin_thread;
+	struct rpc_server *server;
+	/* Every method served, in the order the rpc server counts them. */
+	struct rpc_method methods[INDEXD_MAX_METHODS];
+	size_t method_count;
 	atomic_bool stopping;
 };
 
@@ -36,5 +41,12 @@ const struct rpc_method *indexd_advice_methods(struct indexd *daemon, size_t *co
 
 /** indexd_status_of() - The gRPC status for an error of the index engine or registry. */
 grpc_status_code indexd_status_of(int result);
+
+/**
+ * indexd_allowed() - Whether @call's token gives @rights on @index (NULL: every index); if not,
+ *                    the call is failed with UNAUTHENTICATED or PERMISSION_DENIED.
+ */
+bool indexd_allowed(struct indexd *daemon, struct rpc_call *call, const char *index,
+                    unsigned int rights);
 
 #endif /* UDS_INDEXD_H */

@@ -8,6 +8,11 @@
  * to reach zero before it shuts the completion queues down: a call handed to another thread can
  * thus still reply safely while the server stops, and no event is ever posted to a queue that
  * is shut down.
+ *
+ * Streams. A stream's struct rpc_call also counts references: one for each operation started
+ * on it (receive, send, the close watcher, the status) and one for each message its handler
+ * has not answered yet. Its mutex guards the stream's state, since answers come from any
+ * thread; the call is freed when the last reference goes.
  */
 #include "rpc-server.h"
 
@@ -38,6 +43,36 @@ struct rpc_worker {
 	bool started;
 };
 
+/* A reply waiting for its turn to be sent on a stream. */
+struct rpc_outgoing {
+	struct rpc_outgoing *next;
+	grpc_byte_buffer *buffer;
+};
+
+struct rpc_stream_state {
+	struct rpc_tag received;
+	struct rpc_tag sent;
+	struct rpc_tag closed;
+	struct rpc_tag status_sent;
+	pthread_mutex_t mutex;
+	unsigned int references;
+	/* Messages handed to the handler and not answered yet. */
+	unsigned int in_flight;
+	/* Replies queued or being sent. */
+	unsigned int unsent;
+	grpc_byte_buffer *incoming;
+	struct rpc_outgoing *send_head;
+	struct rpc_outgoing *send_tail;
+	bool receiving;
+	bool sending;
+	/* The client closed its side (or the read failed). */
+	bool read_closed;
+	/* Cancelled or broken: nothing more is sent. */
+	bool broken;
+	bool status_started;
+	grpc_status_code fail_code;
+};
+
 struct rpc_call {
 	struct rpc_tag arrived;
 	struct rpc_tag finished;
@@ -53,6 +88,7 @@ struct rpc_call {
 	grpc_slice status_details;
 	int cancelled;
 	char *peer;
+	struct rpc_stream_state stream;
 };
 
 struct rpc_server {
@@ -68,10 +104,21 @@ struct rpc_server {
 	pthread_cond_t changed;
 	bool shut_down;
 	unsigned int live_calls;
+	unsigned int stream_window;
+	atomic_uint streams;
+	/* Finished calls by method (method_count + 1 rows) and status. */
+	_Atomic uint64_t (*finished)[RPC_STATUS_CODES];
 };
 
 static void call_arrived(struct rpc_tag *tag, bool ok);
 static void call_finished(struct rpc_tag *tag, bool ok);
+static void stream_received(struct rpc_tag *tag, bool ok);
+static void stream_sent(struct rpc_tag *tag, bool ok);
+static void stream_closed(struct rpc_tag *tag, bool ok);
+static void stream_status_sent(struct rpc_tag *tag, bool ok);
+
+#define CALL_OF(tag, member) \
+	((struct rpc_call *) ((char *) (tag) -offsetof(struct rpc_call, member)))
 
 /* ------------------------------------------------------------------------------------------ */
 /* Calls                                                                                       */
@@ -84,6 +131,21 @@ static void count_call(struct rpc_server *server, int change)
 	if (server->live_calls == 0)
 		pthread_cond_broadcast(&server->changed);
 	pthread_mutex_unlock(&server->mutex);
+}
+
+static void count_finished(struct rpc_call *call, grpc_status_code code)
+{
+	struct rpc_server *server = call->worker->server;
+	size_t row = (call->method != NULL) ? (size_t) (call->method - server->methods)
+	                                    : server->method_count;
+
+	if ((unsigned int) code < RPC_STATUS_CODES)
+		atomic_fetch_add_explicit(&server->finished[row][code], 1, memory_order_relaxed);
+}
+
+static bool is_stream(const struct rpc_call *call)
+{
+	return (call->method != NULL) && (call->method->stream_handler != NULL);
 }
 
 static void free_call(struct rpc_call *call)
@@ -101,6 +163,18 @@ static void free_call(struct rpc_call *call)
 	grpc_slice_unref(call->status_details);
 	if (call->peer != NULL)
 		gpr_free(call->peer);
+	if (is_stream(call)) {
+		while (call->stream.send_head != NULL) {
+			struct rpc_outgoing *outgoing = call->stream.send_head;
+
+			call->stream.send_head = outgoing->next;
+			grpc_byte_buffer_destroy(outgoing->buffer);
+			dd_free(outgoing);
+		}
+		if (call->stream.incoming != NULL)
+			grpc_byte_buffer_destroy(call->stream.incoming);
+		pthread_mutex_destroy(&call->stream.mutex);
+	}
 	dd_free(call);
 	count_call(server, -1);
 }
@@ -122,12 +196,19 @@ static void request_call(struct rpc_worker *worker, const struct rpc_method *met
 	call->status_details = grpc_empty_slice();
 	grpc_metadata_array_init(&call->metadata);
 	grpc_call_details_init(&call->details);
+	if (is_stream(call)) {
+		call->stream.received.on_event = stream_received;
+		call->stream.sent.on_event = stream_sent;
+		call->stream.closed.on_event = stream_closed;
+		call->stream.status_sent.on_event = stream_status_sent;
+		pthread_mutex_init(&call->stream.mutex, NULL);
+	}
 	count_call(server, 1);
 	if (method != NULL)
 		error = grpc_server_request_registered_call(
 		    server->server, server->method_handles[method - server->methods], &call->call,
-		    &call->deadline, &call->metadata, &call->payload, worker->queue, worker->queue,
-		    &call->arrived);
+		    &call->deadline, &call->metadata, is_stream(call) ? NULL : &call->payload,
+		    worker->queue, worker->queue, &call->arrived);
 	else
 		error = grpc_server_request_call(server->server, &call->call, &call->details,
 		                                 &call->metadata, worker->queue, worker->queue,
@@ -156,6 +237,7 @@ static void finish_call(struct rpc_call *call, grpc_status_code code)
 	ops[count++].data.send_status_from_server.status_details = &call->status_details;
 	ops[count].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[count++].data.recv_close_on_server.cancelled = &call->cancelled;
+	count_finished(call, code);
 	error = grpc_call_start_batch(call->call, ops, count, &call->finished, NULL);
 	if (error != GRPC_CALL_OK) {
 		dd_log_error("cannot finish a call: gRPC error %d", error);
@@ -174,19 +256,27 @@ void rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *reply)
 	finish_call(call, GRPC_STATUS_OK);
 }
 
-void rpc_call_fail(struct rpc_call *call, grpc_status_code code, const char *format, ...)
+/* Log a failure and keep its message as the call's status details. */
+static void set_failure(struct rpc_call *call, grpc_status_code code, const char *format,
+                        va_list args)
 {
 	char message[256];
-	va_list args;
 
-	va_start(args, format);
 	vsnprintf(message, sizeof(message), format, args);
-	va_end(args);
 	dd_log_debug("%s from %s: status %d: %s",
 	             (call->method != NULL) ? call->method->path : "unknown method",
 	             rpc_call_peer(call), code, message);
 	grpc_slice_unref(call->status_details);
 	call->status_details = grpc_slice_from_copied_string(message);
+}
+
+void rpc_call_fail(struct rpc_call *call, grpc_status_code code, const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	set_failure(call, code, format, args);
+	va_end(args);
 	finish_call(call, code);
 }
 
@@ -205,9 +295,272 @@ const char *rpc_call_metadata(const struct rpc_call *call, const char *key, size
 
 const char *rpc_call_peer(struct rpc_call *call)
 {
-	if (call->peer == NULL)
-		call->peer = grpc_call_get_peer(call->call);
 	return call->peer;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Streams                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Drop a reference of a stream; the last one frees the call. Stream mutex not held. */
+static void put_stream(struct rpc_call *call)
+{
+	bool last;
+
+	pthread_mutex_lock(&call->stream.mutex);
+	last = (--call->stream.references == 0);
+	pthread_mutex_unlock(&call->stream.mutex);
+	if (last) {
+		atomic_fetch_sub(&call->worker->server->streams, 1);
+		free_call(call);
+	}
+}
+
+/* Start a batch of one operation on a stream, which holds a reference until it completes. */
+static bool start_stream_op(struct rpc_call *call, grpc_op *op, struct rpc_tag *tag)
+{
+	grpc_call_error error;
+
+	call->stream.references++;
+	error = grpc_call_start_batch(call->call, op, 1, tag, NULL);
+	if (error == GRPC_CALL_OK)
+		return true;
+	dd_log_error("%s: cannot start a stream operation: gRPC error %d", call->method->path,
+	             error);
+	call->stream.references--;
+	call->stream.broken = true;
+	return false;
+}
+
+/* Read the next message if the window allows. Stream mutex held. */
+static void read_more(struct rpc_call *call)
+{
+	struct rpc_stream_state *stream = &call->stream;
+	grpc_op op = { .op = GRPC_OP_RECV_MESSAGE };
+
+	if (stream->receiving || stream->read_closed || stream->broken ||
+	    (stream->fail_code != GRPC_STATUS_OK) ||
+	    (stream->in_flight + stream->unsent >= call->worker->server->stream_window))
+		return;
+	op.data.recv_message.recv_message = &stream->incoming;
+	stream->receiving = start_stream_op(call, &op, &stream->received);
+}
+
+/* Send the next queued reply if none is on its way. Stream mutex held. */
+static void send_more(struct rpc_call *call)
+{
+	struct rpc_stream_state *stream = &call->stream;
+	grpc_op op = { .op = GRPC_OP_SEND_MESSAGE };
+
+	if (stream->sending || stream->broken || (stream->send_head == NULL))
+		return;
+	op.data.send_message.send_message = stream->send_head->buffer;
+	stream->sending = start_stream_op(call, &op, &stream->sent);
+}
+
+/*
+ * End the stream once nothing is left to do: the client has closed its side or the stream
+ * failed, and every message taken is answered and sent. Stream mutex held.
+ */
+static void end_when_done(struct rpc_call *call)
+{
+	struct rpc_stream_state *stream = &call->stream;
+	grpc_op op = { .op = GRPC_OP_SEND_STATUS_FROM_SERVER };
+
+	if (stream->status_started || stream->broken || stream->sending ||
+	    (stream->in_flight > 0) || (stream->send_head != NULL))
+		return;
+	if (!stream->read_closed && (stream->fail_code == GRPC_STATUS_OK))
+		return;
+	op.data.send_status_from_server.status = stream->fail_code;
+	op.data.send_status_from_server.status_details = &call->status_details;
+	count_finished(call, stream->fail_code);
+	stream->status_started = start_stream_op(call, &op, &stream->status_sent);
+}
+
+/* Run the handler on one message of a stream; it answers it, now or later. */
+static void serve_stream_message(struct rpc_call *call, grpc_byte_buffer *message)
+{
+	grpc_byte_buffer_reader reader;
+	grpc_slice slice;
+
+	if (!grpc_byte_buffer_reader_init(&reader, message)) {
+		rpc_stream_fail(call, GRPC_STATUS_INTERNAL, "unreadable message");
+		return;
+	}
+	slice = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	call->method->stream_handler(call, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice),
+	                             call->method->context);
+	grpc_slice_unref(slice);
+}
+
+/* Worker: a stream method's call arrived; watch for its end and read its first message. */
+static void start_stream(struct rpc_call *call)
+{
+	grpc_op ops[2];
+	grpc_call_error error;
+
+	atomic_fetch_add(&call->worker->server->streams, 1);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[1].data.recv_close_on_server.cancelled = &call->cancelled;
+	pthread_mutex_lock(&call->stream.mutex);
+	/* The arrival's own reference, dropped at the end of this function. */
+	call->stream.references = 2;
+	error = grpc_call_start_batch(call->call, ops, 2, &call->stream.closed, NULL);
+	if (error != GRPC_CALL_OK) {
+		dd_log_error("cannot start a stream: gRPC error %d", error);
+		call->stream.references--;
+		call->stream.broken = true;
+	}
+	read_more(call);
+	pthread_mutex_unlock(&call->stream.mutex);
+	put_stream(call);
+}
+
+/* Worker: a read completed; serve the message, then read on if the window allows. */
+static void stream_received(struct rpc_tag *tag, bool ok)
+{
+	struct rpc_call *call = CALL_OF(tag, stream.received);
+	struct rpc_stream_state *stream = &call->stream;
+	grpc_byte_buffer *message;
+
+	pthread_mutex_lock(&stream->mutex);
+	message = stream->incoming;
+	stream->incoming = NULL;
+	if (!ok || (message == NULL) || stream->broken) {
+		stream->read_closed = true;
+	} else if (stream->fail_code == GRPC_STATUS_OK) {
+		/* Still "receiving" while the handler runs, so that no other thread starts the
+		 * next read: messages are served one at a time, in order. */
+		stream->in_flight++;
+		stream->references++;
+		pthread_mutex_unlock(&stream->mutex);
+		serve_stream_message(call, message);
+		pthread_mutex_lock(&stream->mutex);
+	}
+	stream->receiving = false;
+	read_more(call);
+	end_when_done(call);
+	pthread_mutex_unlock(&stream->mutex);
+	if (message != NULL)
+		grpc_byte_buffer_destroy(message);
+	put_stream(call);
+}
+
+/* Any thread: a reply went out; send the next. */
+static void stream_sent(struct rpc_tag *tag, bool ok)
+{
+	struct rpc_call *call = CALL_OF(tag, stream.sent);
+	struct rpc_stream_state *stream = &call->stream;
+	struct rpc_outgoing *done;
+
+	pthread_mutex_lock(&stream->mutex);
+	stream->sending = false;
+	done = stream->send_head;
+	stream->send_head = done->next;
+	if (stream->send_head == NULL)
+		stream->send_tail = NULL;
+	stream->unsent--;
+	if (!ok)
+		stream->broken = true;
+	send_more(call);
+	read_more(call);
+	end_when_done(call);
+	pthread_mutex_unlock(&stream->mutex);
+	grpc_byte_buffer_destroy(done->buffer);
+	dd_free(done);
+	put_stream(call);
+}
+
+/* The call is over: the status went out, or the client cancelled or went away. */
+static void stream_closed(struct rpc_tag *tag, bool ok)
+{
+	struct rpc_call *call = CALL_OF(tag, stream.closed);
+
+	(void) ok;
+	pthread_mutex_lock(&call->stream.mutex);
+	if (call->cancelled && !call->stream.status_started) {
+		dd_log_debug("%s from %s: stream cancelled", call->method->path, call->peer);
+		call->stream.broken = true;
+		count_finished(call, GRPC_STATUS_CANCELLED);
+	}
+	pthread_mutex_unlock(&call->stream.mutex);
+	put_stream(call);
+}
+
+static void stream_status_sent(struct rpc_tag *tag, bool ok)
+{
+	(void) ok;
+	put_stream(CALL_OF(tag, stream.status_sent));
+}
+
+/* One message is answered: queue @buffer (if any) and move the stream on. */
+static void answer_message(struct rpc_call *call, grpc_byte_buffer *buffer)
+{
+	struct rpc_stream_state *stream = &call->stream;
+	struct rpc_outgoing *outgoing = NULL;
+	bool lost = false;
+
+	if (buffer != NULL) {
+		lost = (DD_ALLOCATE(1, struct rpc_outgoing, __func__, &outgoing) != DD_SUCCESS);
+		if (lost)
+			grpc_byte_buffer_destroy(buffer);
+		else
+			outgoing->buffer = buffer;
+	}
+	pthread_mutex_lock(&stream->mutex);
+	stream->in_flight--;
+	if (lost && (stream->fail_code == GRPC_STATUS_OK))
+		stream->fail_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+	if ((outgoing != NULL) && !stream->broken) {
+		if (stream->send_tail != NULL)
+			stream->send_tail->next = outgoing;
+		else
+			stream->send_head = outgoing;
+		stream->send_tail = outgoing;
+		stream->unsent++;
+		outgoing = NULL;
+		send_more(call);
+	}
+	read_more(call);
+	end_when_done(call);
+	pthread_mutex_unlock(&stream->mutex);
+	if (outgoing != NULL) {
+		/* The stream is broken: nobody will read the reply. */
+		grpc_byte_buffer_destroy(outgoing->buffer);
+		dd_free(outgoing);
+	}
+	put_stream(call);
+}
+
+void rpc_stream_send(struct rpc_call *call, const ProtobufCMessage *reply)
+{
+	size_t size = protobuf_c_message_get_packed_size(reply);
+	grpc_slice slice = grpc_slice_malloc(size);
+	grpc_byte_buffer *buffer;
+
+	protobuf_c_message_pack(reply, GRPC_SLICE_START_PTR(slice));
+	buffer = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	answer_message(call, buffer);
+}
+
+void rpc_stream_fail(struct rpc_call *call, grpc_status_code code, const char *format, ...)
+{
+	va_list args;
+
+	pthread_mutex_lock(&call->stream.mutex);
+	if (call->stream.fail_code == GRPC_STATUS_OK) {
+		call->stream.fail_code = code;
+		va_start(args, format);
+		set_failure(call, code, format, args);
+		va_end(args);
+	}
+	pthread_mutex_unlock(&call->stream.mutex);
+	answer_message(call, NULL);
 }
 
 /* Run a method's handler on the call's request message. */
@@ -243,6 +596,7 @@ static void call_arrived(struct rpc_tag *tag, bool ok)
 	}
 	/* Keep one call of this method requested on this worker. */
 	request_call(call->worker, call->method);
+	call->peer = grpc_call_get_peer(call->call);
 	if (call->method == NULL) {
 		char *method = grpc_slice_to_c_string(call->details.method);
 
@@ -250,7 +604,10 @@ static void call_arrived(struct rpc_tag *tag, bool ok)
 		gpr_free(method);
 		return;
 	}
-	serve_call(call);
+	if (is_stream(call))
+		start_stream(call);
+	else
+		serve_call(call);
 }
 
 /* Worker: a call's final batch completed. */
@@ -314,26 +671,30 @@ static void free_server(struct rpc_server *server)
 	pthread_cond_destroy(&server->changed);
 	dd_free(server->workers);
 	dd_free(server->method_handles);
+	dd_free(server->finished);
 	dd_free(server);
 	grpc_shutdown();
 }
 
 static int bind_addresses(struct rpc_server *server, const struct rpc_server_config *config)
 {
-	grpc_server_credentials *credentials = grpc_insecure_server_credentials_create();
-	int result = DD_SUCCESS;
+	for (unsigned int l = 0; l < config->listener_count; l++) {
+		const struct rpc_listener *listener = &config->listeners[l];
+		grpc_server_credentials *credentials = listener->credentials;
+		int port;
 
-	for (unsigned int a = 0; a < config->address_count; a++) {
-		if (grpc_server_add_http2_port(server->server, config->addresses[a], credentials) ==
-		    0) {
-			result = dd_log_error_strerror(DD_INVALID_ARGUMENT, "cannot listen on %s",
-			                               config->addresses[a]);
-			break;
-		}
-		dd_log_info("listening on %s", config->addresses[a]);
+		if (credentials == NULL)
+			credentials = grpc_insecure_server_credentials_create();
+		port = grpc_server_add_http2_port(server->server, listener->address, credentials);
+		if (listener->credentials == NULL)
+			grpc_server_credentials_release(credentials);
+		if (port == 0)
+			return dd_log_error_strerror(DD_INVALID_ARGUMENT, "cannot listen on %s",
+			                             listener->address);
+		dd_log_info("listening on %s (%s)", listener->address,
+		            (listener->credentials != NULL) ? "TLS" : "insecure");
 	}
-	grpc_server_credentials_release(credentials);
-	return result;
+	return DD_SUCCESS;
 }
 
 static int make_server(const struct rpc_server_config *config, const struct rpc_method *methods,
@@ -351,7 +712,12 @@ static int make_server(const struct rpc_server_config *config, const struct rpc_
 	server->methods = methods;
 	server->method_count = method_count;
 	server->worker_count = config->workers ?: 1;
-	result = DD_ALLOCATE(method_count + 1, void *, "method handles", &server->method_handles);
+	server->stream_window = config->stream_window ?: 1;
+	result = dd_allocate((method_count + 1) * sizeof(*server->finished), "call counts",
+	                     &server->finished);
+	if (result == DD_SUCCESS)
+		result = DD_ALLOCATE(method_count + 1, void *, "method handles",
+		                     &server->method_handles);
 	if (result == DD_SUCCESS)
 		result = DD_ALLOCATE(server->worker_count, struct rpc_worker, "rpc workers",
 		                     &server->workers);
@@ -359,9 +725,11 @@ static int make_server(const struct rpc_server_config *config, const struct rpc_
 		return result;
 	server->server = grpc_server_create(&channel_args, NULL);
 	for (size_t m = 0; m < method_count; m++)
-		server->method_handles[m] =
-		    grpc_server_register_method(server->server, methods[m].path, NULL,
-		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+		server->method_handles[m] = grpc_server_register_method(
+		    server->server, methods[m].path, NULL,
+		    (methods[m].stream_handler != NULL) ? GRPC_SRM_PAYLOAD_NONE
+		                                        : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+		    0);
 	for (unsigned int w = 0; w < server->worker_count; w++) {
 		server->workers[w].server = server;
 		server->workers[w].number = w;
@@ -422,4 +790,17 @@ void rpc_server_stop(struct rpc_server *server)
 			pthread_join(server->workers[w].thread, NULL);
 	}
 	free_server(server);
+}
+
+unsigned int rpc_server_stream_count(const struct rpc_server *server)
+{
+	return atomic_load_explicit(&server->streams, memory_order_relaxed);
+}
+
+uint64_t rpc_server_finished_calls(const struct rpc_server *server, size_t method,
+                                   grpc_status_code code)
+{
+	if ((method > server->method_count) || ((unsigned int) code >= RPC_STATUS_CODES))
+		return 0;
+	return atomic_load_explicit(&server->finished[method][code], memory_order_relaxed);
 }
