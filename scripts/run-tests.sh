@@ -42,4 +42,4 @@ DD_BUILD_DIR="$top/build/ci-release" /usr/bin/python3 -m pytest -q tests/integra
 
 echo "== uds-indexd integration tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  DD_BUILD_DIR="$top/build/ci-asan" /usr/bin/python3 -m pytest -q tests/integration/test_indexd.py
+  DD_BUILD_DIR="$top/build/ci-asan" /usr/bin/python3 -m pytest -q tests/integration/test_indexd*.py

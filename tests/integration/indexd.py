@@ -166,3 +166,32 @@ def found_numbers(stubs, channel, index, numbers, size=4096, token=None):
                 found.add(n)
         assert offset == len(reply.old_data)
     return found
+
+
+def make_ca(directory: pathlib.Path, name: str):
+    """A self-signed CA (name.key, name.crt) made with the openssl command."""
+    key, crt = directory / f"{name}.key", directory / f"{name}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    f"/CN={name}", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+def make_certificate(directory: pathlib.Path, name: str, ca, server: bool):
+    """A certificate for `name` signed by `ca` (a make_ca() pair): a server one names
+    localhost and 127.0.0.1."""
+    ca_key, ca_crt = ca
+    key, csr, crt = (directory / f"{name}.key", directory / f"{name}.csr",
+                     directory / f"{name}.crt")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+                    "-keyout", str(key), "-out", str(csr)], check=True, capture_output=True)
+    extensions = directory / f"{name}.ext"
+    extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                          "extendedKeyUsage=serverAuth\n" if server else
+                          "extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey",
+                    str(ca_key), "-CAcreateserial", "-days", "2", "-extfile", str(extensions),
+                    "-out", str(crt)], check=True, capture_output=True)
+    return key, crt

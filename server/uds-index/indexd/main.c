@@ -326,11 +326,14 @@ static int start_rpc(struct indexd *daemon, const struct options *options, struc
 		.stream_window = options->stream_window,
 	};
 
-	for (unsigned int a = 0; a < options->address_count; a++)
-		listeners[a] = (struct rpc_listener){
-			.address = options->addresses[a],
-			.credentials = (tls != NULL) ? tls_credentials(tls) : NULL,
-		};
+	for (unsigned int a = 0; a < options->address_count; a++) {
+		listeners[a] = (struct rpc_listener){ .address = options->addresses[a] };
+		if (tls != NULL) {
+			listeners[a].credentials = tls_credentials(tls);
+			if (listeners[a].credentials == NULL)
+				return DD_INVALID_ARGUMENT;
+		}
+	}
 	return rpc_server_start(&config, daemon->methods, daemon->method_count, &daemon->server);
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -32,12 +33,29 @@ struct text {
 	int result;
 };
 
+/* Make room for at least @needed more bytes and a NUL. */
+static bool grow(struct text *text, size_t needed)
+{
+	size_t capacity = 2 * text->capacity + needed + 1;
+	char *grown;
+
+	text->result = dd_allocate(capacity, "metrics text", &grown);
+	if (text->result != DD_SUCCESS)
+		return false;
+	if (text->length > 0)
+		memcpy(grown, text->data, text->length);
+	dd_free(text->data);
+	text->data = grown;
+	text->capacity = capacity;
+	return true;
+}
+
 static void __attribute__((format(printf, 2, 3))) add(struct text *text, const char *format, ...)
 {
 	va_list args;
 	int needed;
 
-	if (text->result != DD_SUCCESS)
+	if ((text->result != DD_SUCCESS) || ((text->data == NULL) && !grow(text, 4096)))
 		return;
 	for (;;) {
 		size_t room = text->capacity - text->length;
@@ -45,20 +63,16 @@ static void __attribute__((format(printf, 2, 3))) add(struct text *text, const c
 		va_start(args, format);
 		needed = vsnprintf(text->data + text->length, room, format, args);
 		va_end(args);
-		if ((needed >= 0) && ((size_t) needed < room)) {
+		if (needed < 0) {
+			text->result = DD_INVALID_ARGUMENT;
+			return;
+		}
+		if ((size_t) needed < room) {
 			text->length += (size_t) needed;
 			return;
 		}
-		char *grown;
-		size_t capacity = 2 * text->capacity + (size_t) needed + 1;
-
-		text->result = dd_allocate(capacity, "metrics text", &grown);
-		if (text->result != DD_SUCCESS)
+		if (!grow(text, (size_t) needed))
 			return;
-		memcpy(grown, text->data, text->length);
-		dd_free(text->data);
-		text->data = grown;
-		text->capacity = capacity;
 	}
 }
 

@@ -740,6 +740,26 @@ static int make_server(const struct rpc_server_config *config, const struct rpc_
 	return bind_addresses(server, config);
 }
 
+/* Shut down a server that never started (an address could not be bound) and drain its queues. */
+static void abandon_server(struct rpc_server *server)
+{
+	gpr_timespec forever = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+
+	if ((server->server == NULL) || (server->workers == NULL))
+		return;
+	grpc_server_shutdown_and_notify(server->server, server->workers[0].queue,
+	                                &server->shutdown_done);
+	while (grpc_completion_queue_next(server->workers[0].queue, forever, NULL).type !=
+	       GRPC_OP_COMPLETE)
+		;
+	for (unsigned int w = 0; w < server->worker_count; w++) {
+		grpc_completion_queue_shutdown(server->workers[w].queue);
+		while (grpc_completion_queue_next(server->workers[w].queue, forever, NULL).type !=
+		       GRPC_QUEUE_SHUTDOWN)
+			;
+	}
+}
+
 int rpc_server_start(const struct rpc_server_config *config, const struct rpc_method *methods,
                      size_t method_count, struct rpc_server **server_ptr)
 {
@@ -757,6 +777,7 @@ int rpc_server_start(const struct rpc_server_config *config, const struct rpc_me
 	server->shutdown_done.on_event = shutdown_done;
 	result = make_server(config, methods, method_count, server);
 	if (result != DD_SUCCESS) {
+		abandon_server(server);
 		free_server(server);
 		return result;
 	}

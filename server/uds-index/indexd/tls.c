@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,15 +25,27 @@ struct tls_material {
 	char *client_ca;
 };
 
+enum {
+	MAX_LISTENER_CREDENTIALS = 16,
+};
+
+/* One listener's credentials and the generation of the files it was given last. */
+struct tls_listener {
+	struct tls_identity *identity;
+	grpc_server_credentials *credentials;
+	uint64_t generation;
+};
+
 struct tls_identity {
 	const char *certificate_path;
 	const char *key_path;
 	const char *client_ca_path;
-	grpc_server_credentials *credentials;
 	pthread_mutex_t mutex;
 	struct tls_material current;
-	/* The current material has not been handed to gRPC yet. */
-	bool changed;
+	/* Counts the files read: 1 at open, one more at each reload. */
+	uint64_t generation;
+	struct tls_listener listeners[MAX_LISTENER_CREDENTIALS];
+	unsigned int listener_count;
 };
 
 static void free_material(struct tls_material *material)
@@ -92,24 +105,32 @@ static int read_material(const struct tls_identity *identity, struct tls_materia
 	return result;
 }
 
-/* gRPC, at a new handshake: hand over new material if there is some. */
+/* gRPC, at a new handshake on a listener: hand over new material if there is some. */
 static grpc_ssl_certificate_config_reload_status
 fetch_config(void *context, grpc_ssl_server_certificate_config **config)
 {
-	struct tls_identity *identity = context;
+	struct tls_listener *listener = context;
+	struct tls_identity *identity = listener->identity;
 	grpc_ssl_certificate_config_reload_status status =
 	    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
 
 	pthread_mutex_lock(&identity->mutex);
-	if (identity->changed) {
+	if (listener->generation != identity->generation) {
 		grpc_ssl_pem_key_cert_pair pair = {
 			.private_key = identity->current.key,
 			.cert_chain = identity->current.certificate,
 		};
+		/*
+		 * gRPC insists on root certificates when certificates come from a fetcher. Without
+		 * mutual TLS no client certificate is requested, so the roots are never used: the
+		 * server's own chain fills the slot.
+		 */
+		const char *roots = (identity->current.client_ca != NULL)
+		                        ? identity->current.client_ca
+		                        : identity->current.certificate;
 
-		*config = grpc_ssl_server_certificate_config_create(identity->current.client_ca,
-		                                                    &pair, 1);
-		identity->changed = false;
+		*config = grpc_ssl_server_certificate_config_create(roots, &pair, 1);
+		listener->generation = identity->generation;
 		status = (*config != NULL) ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW
 		                           : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
 	}
@@ -120,7 +141,6 @@ fetch_config(void *context, grpc_ssl_server_certificate_config **config)
 int tls_open(const char *certificate_path, const char *key_path, const char *client_ca_path,
              struct tls_identity **identity_ptr)
 {
-	grpc_ssl_server_credentials_options *options;
 	struct tls_identity *identity;
 	int result;
 
@@ -136,17 +156,7 @@ int tls_open(const char *certificate_path, const char *key_path, const char *cli
 		tls_close(identity);
 		return result;
 	}
-	identity->changed = true;
-	options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
-	    (client_ca_path != NULL) ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-	                             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-	    fetch_config, identity);
-	identity->credentials = grpc_ssl_server_credentials_create_with_options(options);
-	if (identity->credentials == NULL) {
-		tls_close(identity);
-		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
-		                             "the TLS certificate or key is not usable");
-	}
+	identity->generation = 1;
 	dd_log_info("TLS with %s%s", certificate_path,
 	            (client_ca_path != NULL) ? "; client certificates required" : "");
 	*identity_ptr = identity;
@@ -155,7 +165,27 @@ int tls_open(const char *certificate_path, const char *key_path, const char *cli
 
 grpc_server_credentials *tls_credentials(struct tls_identity *identity)
 {
-	return identity->credentials;
+	grpc_ssl_server_credentials_options *options;
+	struct tls_listener *listener;
+
+	if (identity->listener_count == MAX_LISTENER_CREDENTIALS) {
+		dd_log_error("at most %u TLS listeners", MAX_LISTENER_CREDENTIALS);
+		return NULL;
+	}
+	listener = &identity->listeners[identity->listener_count];
+	listener->identity = identity;
+	options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+	    (identity->client_ca_path != NULL)
+	        ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+	        : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+	    fetch_config, listener);
+	listener->credentials = grpc_ssl_server_credentials_create_with_options(options);
+	if (listener->credentials == NULL) {
+		dd_log_error("gRPC refused the TLS settings");
+		return NULL;
+	}
+	identity->listener_count++;
+	return listener->credentials;
 }
 
 int tls_reload(struct tls_identity *identity)
@@ -170,7 +200,7 @@ int tls_reload(struct tls_identity *identity)
 	pthread_mutex_lock(&identity->mutex);
 	free_material(&identity->current);
 	identity->current = material;
-	identity->changed = true;
+	identity->generation++;
 	pthread_mutex_unlock(&identity->mutex);
 	dd_log_info("TLS files reloaded; new connections use them");
 	return DD_SUCCESS;
@@ -180,8 +210,8 @@ void tls_close(struct tls_identity *identity)
 {
 	if (identity == NULL)
 		return;
-	if (identity->credentials != NULL)
-		grpc_server_credentials_release(identity->credentials);
+	for (unsigned int l = 0; l < identity->listener_count; l++)
+		grpc_server_credentials_release(identity->listeners[l].credentials);
 	free_material(&identity->current);
 	pthread_mutex_destroy(&identity->mutex);
 	dd_free(identity);
