@@ -334,6 +334,9 @@ int registry_create(struct index_registry *registry, const char *name,
 		return result;
 	snprintf(served->name, sizeof(served->name), "%s", name);
 	served->parameters = *geometry;
+	/* Record the engine's defaults, so that the catalog and listings show what is in use. */
+	if (served->parameters.memory_mb == 0)
+		served->parameters.memory_mb = 256;
 	served->owned = (path == NULL) || (path[0] == '\0');
 	if (served->owned)
 		snprintf(served->path, sizeof(served->path), "%s/%.64s.uds", registry->data_dir,
