@@ -114,7 +114,8 @@ static enum udsc_status call(struct udsc_admin *admin, const char *method,
 			set_error(error, code, (const char *) GRPC_SLICE_START_PTR(details),
 			          GRPC_SLICE_LENGTH(details));
 		} else if ((incoming == NULL) || (descriptor == NULL)) {
-			*reply = NULL;
+			if (reply != NULL)
+				*reply = NULL;
 		} else {
 			grpc_slice bytes = udsc_read_buffer(incoming);
 

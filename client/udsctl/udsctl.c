@@ -580,7 +580,7 @@ static struct item *gather_items(const struct settings *settings, enum udsc_requ
 			item->file = f;
 			item->block = number;
 			for (int b = 0; b < 8; b++) {
-				item->request.new_data[b] = (uint8_t) (f >> (8 * b));
+				item->request.new_data[b] = (uint8_t) ((uint64_t) f >> (8 * b));
 				item->request.new_data[8 + b] = (uint8_t) (number >> (8 * b));
 			}
 			number++;
