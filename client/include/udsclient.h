@@ -114,7 +114,6 @@ struct udsc_request {
 	/* Private to the client. */
 	struct udsc_request *next;
 	uint64_t deadline_ns;
-	uint64_t submitted_ns;
 };
 
 /* How to reach servers: TLS files (PEM) and an access token; all optional. */

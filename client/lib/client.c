@@ -12,7 +12,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,20 +56,6 @@ struct udsc_client {
 	struct stat map_status;
 };
 
-static void set_error(char *error, size_t size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *error, size_t size, const char *format, ...)
-{
-	va_list args;
-
-	if ((error == NULL) || (size == 0))
-		return;
-	va_start(args, format);
-	vsnprintf(error, size, format, args);
-	va_end(args);
-}
-
 /* Keep a copy of an option string. */
 static bool copy_string(struct udsc_client *client, const char **field)
 {
@@ -109,7 +94,7 @@ static struct endpoint *open_endpoint(struct udsc_client *client, const char *se
 	const struct udsc_options *options = &client->options;
 
 	if (endpoint == NULL) {
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return NULL;
 	}
 	endpoint->server = strdup(server);
@@ -117,7 +102,7 @@ static struct endpoint *open_endpoint(struct udsc_client *client, const char *se
 	endpoint->connection_count = count;
 	if ((endpoint->server == NULL) || (endpoint->index == NULL)) {
 		close_endpoint(endpoint);
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return NULL;
 	}
 	for (unsigned int c = 0; c < count; c++) {
@@ -168,7 +153,7 @@ static struct route *build_route(struct udsc_client *client, const struct udsc_m
 	struct route *route = calloc(1, sizeof(*route));
 
 	if (route == NULL) {
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return NULL;
 	}
 	route->version = version;
@@ -262,8 +247,8 @@ static enum udsc_status load_map(struct udsc_client *client, char *error, size_t
 	}
 	shards = udsc_map_find(map, client->options.index);
 	if (shards == NULL) {
-		set_error(error, error_size, "the shard map %s has no index %s",
-		          client->options.shard_map, client->options.index);
+		udsc_set_error(error, error_size, "the shard map %s has no index %s",
+		               client->options.shard_map, client->options.index);
 		udsc_shard_map_free(map);
 		return UDSC_INVALID;
 	}
@@ -336,17 +321,17 @@ static void apply_defaults(struct udsc_options *options)
 static bool check_options(const struct udsc_options *options, char *error, size_t error_size)
 {
 	if ((options->index == NULL) || (options->index[0] == '\0')) {
-		set_error(error, error_size, "no index named");
+		udsc_set_error(error, error_size, "no index named");
 		return false;
 	}
 	if ((options->shard_map == NULL) == (options->server == NULL)) {
-		set_error(error, error_size, "give either a shard map or a server");
+		udsc_set_error(error, error_size, "give either a shard map or a server");
 		return false;
 	}
 	if ((options->batch_max > 4096) || (options->connections > 64) ||
 	    (options->window > 1024)) {
-		set_error(error, error_size,
-		          "batch_max is at most 4096, connections 64, window 1024");
+		udsc_set_error(error, error_size,
+		               "batch_max is at most 4096, connections 64, window 1024");
 		return false;
 	}
 	return true;
@@ -380,7 +365,7 @@ enum udsc_status udsc_open(const struct udsc_options *options, struct udsc_clien
 		return UDSC_INVALID;
 	client = calloc(1, sizeof(*client));
 	if (client == NULL) {
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return UDSC_INVALID;
 	}
 	grpc_init();
@@ -399,7 +384,7 @@ enum udsc_status udsc_open(const struct udsc_options *options, struct udsc_clien
 	pthread_mutex_init(&client->watch_mutex, NULL);
 	pthread_cond_init(&client->watch_wake, NULL);
 	if (!copied) {
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		udsc_close(client);
 		return UDSC_INVALID;
 	}
@@ -411,7 +396,7 @@ enum udsc_status udsc_open(const struct udsc_options *options, struct udsc_clien
 		if (pthread_create(&client->watcher, NULL, watcher_main, client) == 0) {
 			client->watcher_started = true;
 		} else {
-			set_error(error, error_size, "cannot start a thread");
+			udsc_set_error(error, error_size, "cannot start a thread");
 			status = UDSC_INVALID;
 		}
 	}

@@ -180,11 +180,6 @@ static void fail_pending(struct udsc_connection *connection, enum udsc_status st
 	connection->pending_count = 0;
 }
 
-static void free_batch(struct sent_batch *batch)
-{
-	free(batch);
-}
-
 /* Remove and return the batch in flight with @id, or NULL. */
 static struct sent_batch *take_batch(struct udsc_connection *connection, uint64_t id)
 {
@@ -210,7 +205,7 @@ static void fail_in_flight(struct udsc_connection *connection, enum udsc_status 
 		complete_list(connection, batch->requests, status);
 		if (batch->unary != NULL)
 			batch->unary->batch = NULL;
-		free_batch(batch);
+		free(batch);
 	}
 	connection->in_flight_count = 0;
 }
@@ -231,7 +226,7 @@ static void take_reply(struct udsc_connection *connection, grpc_byte_buffer *buf
 		bool good = udsc_fill_replies(reply, batch->requests, batch->count, false);
 
 		complete_list(connection, batch->requests, good ? UDSC_OK : UDSC_FAILED);
-		free_batch(batch);
+		free(batch);
 		connection->backoff_ms = 0;
 	}
 	uds__v1__advice_reply__free_unpacked(reply, NULL);
@@ -327,6 +322,20 @@ static void send_on_stream(struct udsc_connection *connection)
 	}
 }
 
+/* Free a unary call that has finished (or never started). Mutex held. */
+static void free_unary(struct udsc_connection *connection, struct unary_call *unary)
+{
+	connection->unary_calls--;
+	grpc_call_unref(unary->call);
+	grpc_byte_buffer_destroy(unary->outgoing);
+	if (unary->incoming != NULL)
+		grpc_byte_buffer_destroy(unary->incoming);
+	grpc_metadata_array_destroy(&unary->initial_metadata);
+	grpc_metadata_array_destroy(&unary->trailing_metadata);
+	grpc_slice_unref(unary->details);
+	free(unary);
+}
+
 /* Unary mode: send one batch as its own call. Mutex held. */
 static void send_unary(struct udsc_connection *connection)
 {
@@ -347,6 +356,7 @@ static void send_unary(struct udsc_connection *connection)
 	}
 	unary->batch->unary = unary;
 	unary->done = (struct udsc_tag){ unary_done, unary };
+	unary->details = grpc_empty_slice();
 	grpc_metadata_array_init(&unary->initial_metadata);
 	grpc_metadata_array_init(&unary->trailing_metadata);
 	unary->call = grpc_channel_create_registered_call(
@@ -370,19 +380,11 @@ static void send_unary(struct udsc_connection *connection)
 	ops[5].data.recv_status_on_client.status_details = &unary->details;
 	connection->unary_calls++;
 	if (!start_operation(unary->call, ops, 6, &unary->done)) {
-		/* Complete it through the normal path with a made-up failure. */
-		unary->status = GRPC_STATUS_UNAVAILABLE;
-		unary->details = grpc_empty_slice();
-		connection->unary_calls--;
 		struct sent_batch *batch = take_batch(connection, unary->batch->id);
 
 		complete_list(connection, batch->requests, UDSC_UNAVAILABLE);
-		free_batch(batch);
-		grpc_call_unref(unary->call);
-		grpc_byte_buffer_destroy(unary->outgoing);
-		grpc_metadata_array_destroy(&unary->initial_metadata);
-		grpc_metadata_array_destroy(&unary->trailing_metadata);
-		free(unary);
+		free(batch);
+		free_unary(connection, unary);
 	}
 	udsc_release_metadata(&auth, auth_count);
 }
@@ -587,18 +589,10 @@ static void unary_done(struct udsc_connection *connection, struct udsc_tag *tag,
 
 			complete_list(connection, batch->requests,
 			              (status == UDSC_OK) ? UDSC_FAILED : status);
-			free_batch(batch);
+			free(batch);
 		}
 	}
-	connection->unary_calls--;
-	grpc_call_unref(unary->call);
-	grpc_byte_buffer_destroy(unary->outgoing);
-	if (unary->incoming != NULL)
-		grpc_byte_buffer_destroy(unary->incoming);
-	grpc_metadata_array_destroy(&unary->initial_metadata);
-	grpc_metadata_array_destroy(&unary->trailing_metadata);
-	grpc_slice_unref(unary->details);
-	free(unary);
+	free_unary(connection, unary);
 	send_due(connection, udsc_now_ns());
 }
 
@@ -641,7 +635,7 @@ static void expire_in_flight(struct udsc_connection *connection, uint64_t now)
 			*link = batch->next;
 			connection->in_flight_count--;
 			complete_list(connection, batch->requests, UDSC_TIMEOUT);
-			free_batch(batch);
+			free(batch);
 		} else {
 			link = &batch->next;
 		}
@@ -744,7 +738,7 @@ enum udsc_status udsc_connection_open(const struct udsc_connection_config *confi
 	struct udsc_connection *connection = calloc(1, sizeof(*connection));
 
 	if (connection == NULL) {
-		snprintf(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return UDSC_INVALID;
 	}
 	connection->config = *config;
@@ -768,7 +762,7 @@ enum udsc_status udsc_connection_open(const struct udsc_connection_config *confi
 		open_stream(connection);
 	pthread_mutex_unlock(&connection->mutex);
 	if (pthread_create(&connection->thread, NULL, connection_main, connection) != 0) {
-		snprintf(error, error_size, "cannot start a thread");
+		udsc_set_error(error, error_size, "cannot start a thread");
 		connection->closing = true;
 		udsc_connection_close(connection);
 		return UDSC_INVALID;
@@ -793,7 +787,6 @@ enum udsc_status udsc_connection_submit(struct udsc_connection *connection,
 		status = UDSC_OVERLOADED;
 	} else {
 		request->next = NULL;
-		request->submitted_ns = now;
 		request->deadline_ns =
 		    now + ((request->timeout_ms != 0) ? request->timeout_ms * 1000000ULL
 		                                      : connection->config.timeout_ns);

@@ -49,6 +49,10 @@ unsigned int udsc_route(const uint64_t *seeds, unsigned int count, const uint8_t
 /* gRPC plumbing (transport.c)                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
+/** udsc_set_error() - Write a message into @error (@size bytes), if the caller gave one. */
+void udsc_set_error(char *error, size_t size, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /** udsc_now_ns() - CLOCK_MONOTONIC in nanoseconds. */
 uint64_t udsc_now_ns(void);
 

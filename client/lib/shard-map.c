@@ -12,7 +12,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +22,6 @@ enum {
 	MAP_LINE_MAX = 4352,
 	MAP_INDEXES_MAX = 256,
 };
-
-static void set_error(char *error, size_t size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *error, size_t size, const char *format, ...)
-{
-	va_list args;
-
-	if ((error == NULL) || (size == 0))
-		return;
-	va_start(args, format);
-	vsnprintf(error, size, format, args);
-	va_end(args);
-}
 
 void udsc_shard_map_free(struct udsc_shard_map *map)
 {
@@ -184,7 +169,8 @@ enum udsc_status udsc_shard_map_load(const char *path, struct udsc_shard_map **m
 
 	file = fopen(path, "re");
 	if (file == NULL) {
-		set_error(error, error_size, "cannot open shard map %s: %s", path, strerror(errno));
+		udsc_set_error(error, error_size, "cannot open shard map %s: %s", path,
+		               strerror(errno));
 		return UDSC_INVALID;
 	}
 	map = calloc(1, sizeof(*map));
@@ -193,16 +179,16 @@ enum udsc_status udsc_shard_map_load(const char *path, struct udsc_shard_map **m
 	if ((map == NULL) || (map->indexes == NULL)) {
 		fclose(file);
 		udsc_shard_map_free(map);
-		set_error(error, error_size, "out of memory");
+		udsc_set_error(error, error_size, "out of memory");
 		return UDSC_INVALID;
 	}
 	why = parse_file(file, map, &number);
 	fclose(file);
 	if (why != NULL) {
 		if (number > 0)
-			set_error(error, error_size, "%s:%u: %s", path, number, why);
+			udsc_set_error(error, error_size, "%s:%u: %s", path, number, why);
 		else
-			set_error(error, error_size, "%s: %s", path, why);
+			udsc_set_error(error, error_size, "%s: %s", path, why);
 		udsc_shard_map_free(map);
 		return UDSC_INVALID;
 	}

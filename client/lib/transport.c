@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,17 @@
 enum {
 	PEM_MAX = 1024 * 1024,
 };
+
+void udsc_set_error(char *error, size_t size, const char *format, ...)
+{
+	va_list args;
+
+	if ((error == NULL) || (size == 0))
+		return;
+	va_start(args, format);
+	vsnprintf(error, size, format, args);
+	va_end(args);
+}
 
 uint64_t udsc_now_ns(void)
 {
@@ -46,14 +58,14 @@ static char *read_pem(const char *path, char *error, size_t error_size)
 	size_t size;
 
 	if (file == NULL) {
-		snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
+		udsc_set_error(error, error_size, "cannot open %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	text = malloc(PEM_MAX + 1);
 	size = (text != NULL) ? fread(text, 1, PEM_MAX, file) : 0;
 	fclose(file);
 	if ((text == NULL) || (size == 0)) {
-		snprintf(error, error_size, "cannot read %s", path);
+		udsc_set_error(error, error_size, "cannot read %s", path);
 		free(text);
 		return NULL;
 	}
@@ -74,7 +86,8 @@ static grpc_channel_credentials *make_credentials(const struct udsc_security *se
 		return NULL;
 	if ((security->tls_cert != NULL) || (security->tls_key != NULL)) {
 		if ((security->tls_cert == NULL) || (security->tls_key == NULL)) {
-			snprintf(error, error_size, "a client certificate needs its key, and back");
+			udsc_set_error(error, error_size,
+			               "a client certificate needs its key, and back");
 			goto out;
 		}
 		certificate = read_pem(security->tls_cert, error, error_size);
@@ -86,7 +99,7 @@ static grpc_channel_credentials *make_credentials(const struct udsc_security *se
 	}
 	credentials = grpc_ssl_credentials_create(roots, (key != NULL) ? &pair : NULL, NULL, NULL);
 	if (credentials == NULL)
-		snprintf(error, error_size, "gRPC refused the TLS files");
+		udsc_set_error(error, error_size, "gRPC refused the TLS files");
 out:
 	free(roots);
 	free(certificate);
@@ -127,7 +140,7 @@ grpc_channel *udsc_make_channel(const char *server, const struct udsc_security *
 	channel = grpc_channel_create(server, credentials, &channel_args);
 	grpc_channel_credentials_release(credentials);
 	if (channel == NULL)
-		snprintf(error, error_size, "cannot make a channel to %s", server);
+		udsc_set_error(error, error_size, "cannot make a channel to %s", server);
 	return channel;
 }
 

@@ -77,28 +77,31 @@ static void __attribute__((noreturn)) usage(void)
 	exit(2);
 }
 
+/* Print "udsctl: <message>" and exit with @status. */
+static void __attribute__((noreturn)) quit(int status, const char *format, va_list args)
+{
+	fputs("udsctl: ", stderr);
+	vfprintf(stderr, format, args);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* A failure of the server or the system: exit 1. */
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *format, ...)
 {
 	va_list args;
 
-	fputs("udsctl: ", stderr);
 	va_start(args, format);
-	vfprintf(stderr, format, args);
-	va_end(args);
-	fputc('\n', stderr);
-	exit(1);
+	quit(1, format, args);
 }
 
+/* A bad command line: exit 2. */
 static void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *format, ...)
 {
 	va_list args;
 
-	fputs("udsctl: ", stderr);
 	va_start(args, format);
-	vfprintf(stderr, format, args);
-	va_end(args);
-	fputc('\n', stderr);
-	exit(2);
+	quit(2, format, args);
 }
 
 static unsigned int parse_number(const char *what, const char *text)

@@ -7,6 +7,7 @@
  * worker at once.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -47,29 +48,39 @@ grpc_status_code indexd_status_of(int result)
 	}
 }
 
-bool indexd_allowed(struct indexd *daemon, struct rpc_call *call, const char *index,
-                    unsigned int rights)
+grpc_status_code indexd_check_access(struct indexd *daemon, struct rpc_call *call,
+                                     const char *index, unsigned int rights, char *why, size_t size)
 {
 	size_t length = 0;
 	const char *token = rpc_call_metadata(call, "authorization", &length);
 
 	switch (access_check(daemon->access, token, length, index, rights)) {
 	case ACCESS_GRANTED:
-		return true;
+		return GRPC_STATUS_OK;
 	case ACCESS_UNAUTHENTICATED:
-		rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED,
-		              "a valid access token is needed (authorization: Bearer <token>)");
-		return false;
+		snprintf(why, size,
+		         "a valid access token is needed (authorization: Bearer <token>)");
+		return GRPC_STATUS_UNAUTHENTICATED;
 	default:
 		if (index == NULL)
-			rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
-			              "this token does not cover every index");
+			snprintf(why, size, "this token does not cover every index");
 		else
-			rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
-			              "this token does not give that right on index \"%.80s\"",
-			              index);
-		return false;
+			snprintf(why, size,
+			         "this token does not give that right on index \"%.80s\"", index);
+		return GRPC_STATUS_PERMISSION_DENIED;
 	}
+}
+
+bool indexd_allowed(struct indexd *daemon, struct rpc_call *call, const char *index,
+                    unsigned int rights)
+{
+	char why[160];
+	grpc_status_code code = indexd_check_access(daemon, call, index, rights, why, sizeof(why));
+
+	if (code == GRPC_STATUS_OK)
+		return true;
+	rpc_call_fail(call, code, "%s", why);
+	return false;
 }
 
 static void fail_with(struct rpc_call *call, int result, const char *what)
@@ -173,11 +184,10 @@ static void drop_index(struct admin_job *job)
 /* Whether the caller may see an index in a listing. */
 static bool may_see(struct admin_job *job, const char *name)
 {
-	size_t length = 0;
-	const char *token = rpc_call_metadata(job->call, "authorization", &length);
+	char why[160];
 
-	return access_check(job->daemon->access, token, length, name, ACCESS_STATS) ==
-	       ACCESS_GRANTED;
+	return indexd_check_access(job->daemon, job->call, name, ACCESS_STATS, why, sizeof(why)) ==
+	       GRPC_STATUS_OK;
 }
 
 static void list_indexes(struct admin_job *job)

@@ -115,21 +115,14 @@ static void launch_batch(struct advice_batch *batch)
 /* Whether the caller may use the index; if not, answer the call. */
 static bool allowed(struct indexd *daemon, struct rpc_call *call, bool streamed, const char *index)
 {
-	size_t length = 0;
-	const char *token = rpc_call_metadata(call, "authorization", &length);
+	char why[160];
+	grpc_status_code code =
+	    indexd_check_access(daemon, call, index, ACCESS_ADVICE, why, sizeof(why));
 
-	switch (access_check(daemon->access, token, length, index, ACCESS_ADVICE)) {
-	case ACCESS_GRANTED:
+	if (code == GRPC_STATUS_OK)
 		return true;
-	case ACCESS_UNAUTHENTICATED:
-		refuse(call, streamed, GRPC_STATUS_UNAUTHENTICATED,
-		       "a valid access token is needed (authorization: Bearer <token>)");
-		return false;
-	default:
-		refuse(call, streamed, GRPC_STATUS_PERMISSION_DENIED,
-		       "this token gives no advice right on index \"%.80s\"", index);
-		return false;
-	}
+	refuse(call, streamed, code, "%s", why);
+	return false;
 }
 
 /* Serve one batch message, of a unary call or a stream. */

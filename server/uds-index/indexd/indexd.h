@@ -43,6 +43,15 @@ const struct rpc_method *indexd_advice_methods(struct indexd *daemon, size_t *co
 grpc_status_code indexd_status_of(int result);
 
 /**
+ * indexd_check_access() - Whether @call's token gives @rights on @index (NULL: every index):
+ *                         GRPC_STATUS_OK, or UNAUTHENTICATED / PERMISSION_DENIED with the
+ *                         reason in @why (@size bytes).
+ */
+grpc_status_code indexd_check_access(struct indexd *daemon, struct rpc_call *call,
+                                     const char *index, unsigned int rights, char *why,
+                                     size_t size);
+
+/**
  * indexd_allowed() - Whether @call's token gives @rights on @index (NULL: every index); if not,
  *                    the call is failed with UNAUTHENTICATED or PERMISSION_DENIED.
  */
