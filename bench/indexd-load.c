@@ -13,7 +13,7 @@
  * are kept outstanding (1: one at a time, the round-trip latency). --create makes the index
  * first (256 MB, --zones zones; with --server, through the admin API). It prints one line:
  *
- *   mode=stream connections=2 depth=4096 requests=2000000 seconds=1.52 names_per_s=1315000
+ *   mode=stream connections=1 depth=4096 requests=2000000 seconds=1.52 names_per_s=1315000
  *   p50_us=1510.2 p99_us=2890.1 found=0 errors=0
  *
  * Latencies are measured from submit to callback on the generator's clock. The completion path
@@ -389,10 +389,12 @@ int main(int argc, char **argv)
 	       (load.index != NULL)    ? "in-process"
 	       : settings.client.unary ? "unary"
 	                               : "stream",
-	       (load.index != NULL) ? 0 : (settings.client.connections ?: 2), settings.depth,
-	       (unsigned long long) load.completed, seconds, (double) load.completed / seconds,
-	       percentile_us(&load, 0.5), percentile_us(&load, 0.99),
-	       (unsigned long long) load.found, (unsigned long long) load.errors);
+	       (load.index != NULL) ? 0
+	                            : (settings.client.connections ?: udsc_default_connections()),
+	       settings.depth, (unsigned long long) load.completed, seconds,
+	       (double) load.completed / seconds, percentile_us(&load, 0.5),
+	       percentile_us(&load, 0.99), (unsigned long long) load.found,
+	       (unsigned long long) load.errors);
 	if (load.index != NULL)
 		uds_close_index(load.index);
 	else

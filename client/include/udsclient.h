@@ -137,7 +137,7 @@ struct udsc_options {
 	/* ...or one server: "host:port" or "unix:path". */
 	const char *server;
 	struct udsc_security security;
-	/* Connections per server (default 2). */
+	/* Connections per server (default udsc_default_connections()). */
 	unsigned int connections;
 	/* Requests per batch (default 256, at most 4096). */
 	unsigned int batch_max;
@@ -154,6 +154,13 @@ struct udsc_options {
 };
 
 struct udsc_client;
+
+/**
+ * udsc_default_connections() - The connections per server when options.connections is 0: half
+ *                              the online CPUs, from 1 to 4. Each connection has a thread of its
+ *                              own, and more of them than the CPUs can run only add wake-ups.
+ */
+unsigned int udsc_default_connections(void);
 
 /**
  * udsc_open() - Make a client for one logical index and start connecting.

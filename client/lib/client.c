@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
 	WATCH_PERIOD_MS = 1000,
@@ -302,10 +303,19 @@ static void *watcher_main(void *argument)
 /* The interface                                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
+unsigned int udsc_default_connections(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 2)
+		return 1;
+	return (cpus / 2 > 4) ? 4 : (unsigned int) (cpus / 2);
+}
+
 static void apply_defaults(struct udsc_options *options)
 {
 	if (options->connections == 0)
-		options->connections = 2;
+		options->connections = udsc_default_connections();
 	if (options->batch_max == 0)
 		options->batch_max = 256;
 	if (options->batch_delay_us == 0)

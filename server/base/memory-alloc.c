@@ -47,6 +47,11 @@ int dd_allocate(size_t size, const char *what, void *ptr)
 	return finish_allocation(calloc(1, (size > 0) ? size : 1), size, what, ptr);
 }
 
+int dd_allocate_uninitialized(size_t size, const char *what, void *ptr)
+{
+	return finish_allocation(malloc((size > 0) ? size : 1), size, what, ptr);
+}
+
 int dd_allocate_array(size_t count, size_t size, const char *what, void *ptr)
 {
 	if ((size != 0) && (count > SIZE_MAX / size))

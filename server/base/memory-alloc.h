@@ -27,6 +27,15 @@
 int DD_MUST_CHECK dd_allocate(size_t size, const char *what, void *ptr);
 
 /**
+ * dd_allocate_uninitialized() - Allocate memory whose contents are undefined, for large buffers
+ *                               the caller fills at once (zeroing them can cost the allocator
+ *                               a purge and a page fault per page).
+ *
+ * Return: DD_SUCCESS or ENOMEM.
+ */
+int DD_MUST_CHECK dd_allocate_uninitialized(size_t size, const char *what, void *ptr);
+
+/**
  * dd_allocate_array() - Allocate a zeroed array of @count elements of @size bytes.
  *
  * Return: DD_SUCCESS, or ENOMEM when the allocation fails or count * size overflows.

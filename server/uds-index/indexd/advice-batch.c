@@ -58,6 +58,8 @@ void advice_batch_fill(const Uds__V1__AdviceBatch *batch, struct uds_request *re
 		if (carries_data(request->type)) {
 			memcpy(request->new_data.data, data, ADVICE_DATA_BYTES);
 			data += ADVICE_DATA_BYTES;
+		} else {
+			memset(request->new_data.data, 0, ADVICE_DATA_BYTES);
 		}
 	}
 }
