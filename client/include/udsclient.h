@@ -287,6 +287,7 @@ struct udsc_index_stats {
 	uint64_t open_chapter;
 	uint64_t oldest_chapter;
 	uint64_t volume_index_bytes;
+	/* All the memory the index holds, its volume index included. */
 	uint64_t memory_bytes;
 	uint64_t sparse_cache_hits;
 	uint64_t sparse_cache_misses;

@@ -19,11 +19,16 @@
 
 static _Atomic size_t bytes_in_use;
 static _Atomic size_t peak_bytes_in_use;
+/* What this thread allocated less what it freed (it may free what others allocated). */
+static _Thread_local int64_t thread_balance;
 
 static void account_allocation(void *pointer)
 {
 	size_t size = malloc_usable_size(pointer);
-	size_t now = atomic_fetch_add_explicit(&bytes_in_use, size, memory_order_relaxed) + size;
+	size_t now;
+
+	thread_balance += (int64_t) size;
+	now = atomic_fetch_add_explicit(&bytes_in_use, size, memory_order_relaxed) + size;
 	size_t peak = atomic_load_explicit(&peak_bytes_in_use, memory_order_relaxed);
 
 	while ((now > peak) &&
@@ -92,15 +97,24 @@ int dd_duplicate(const void *source, size_t size, const char *what, void *ptr)
 
 void dd_free(void *pointer)
 {
+	size_t size;
+
 	if (pointer == NULL)
 		return;
-	atomic_fetch_sub_explicit(&bytes_in_use, malloc_usable_size(pointer), memory_order_relaxed);
+	size = malloc_usable_size(pointer);
+	thread_balance -= (int64_t) size;
+	atomic_fetch_sub_explicit(&bytes_in_use, size, memory_order_relaxed);
 	free(pointer);
 }
 
 size_t dd_memory_in_use(void)
 {
 	return atomic_load_explicit(&bytes_in_use, memory_order_relaxed);
+}
+
+int64_t dd_thread_memory_balance(void)
+{
+	return thread_balance;
 }
 
 size_t dd_memory_peak(void)

@@ -13,6 +13,7 @@
 #define DD_MEMORY_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 
@@ -61,6 +62,13 @@ void dd_free(void *pointer);
 
 /** dd_memory_in_use() - Bytes currently allocated through this wrapper (usable sizes). */
 size_t dd_memory_in_use(void);
+
+/**
+ * dd_thread_memory_balance() - Bytes the calling thread has allocated through this wrapper less
+ *                              the bytes it has freed. The change across a piece of work is what
+ *                              that work kept allocated, whatever other threads did meanwhile.
+ */
+int64_t dd_thread_memory_balance(void);
 
 /** dd_memory_peak() - The largest value dd_memory_in_use() has had. */
 size_t dd_memory_peak(void);

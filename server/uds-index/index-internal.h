@@ -155,6 +155,8 @@ struct uds_index {
 	/* Rebuild results. */
 	bool rebuilt;
 	uint64_t chapters_dropped;
+	/* What opening the index left allocated: all its memory, since it allocates no more. */
+	uint64_t memory_bytes;
 };
 
 /* The oldest chapter of the window whose open chapter is @newest. */

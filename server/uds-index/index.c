@@ -1057,7 +1057,7 @@ int uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats)
 	pthread_mutex_unlock(&index->writer.mutex);
 	stats->chapters_dropped = index->chapters_dropped;
 	stats->rebuilt = index->rebuilt;
-	stats->memory_used = dd_memory_in_use();
+	stats->memory_used = index->memory_bytes;
 	stats->records_per_volume = index->geometry.records_per_volume;
 	stats->records_per_chapter = index->geometry.records_per_chapter;
 	stats->zone_count = index->zone_count;
@@ -1240,6 +1240,7 @@ static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *parameters,
                    struct uds_index **index_ptr)
 {
+	int64_t balance_before = dd_thread_memory_balance();
 	struct uds_index *index;
 	bool create = (mode == UDS_CREATE);
 	int result;
@@ -1300,6 +1301,7 @@ int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *paramet
 		uds_free_index(index);
 		return result;
 	}
+	index->memory_bytes = (uint64_t) (dd_thread_memory_balance() - balance_before);
 	*index_ptr = index;
 	return DD_SUCCESS;
 }

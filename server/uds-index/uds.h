@@ -172,7 +172,7 @@ struct uds_index_stats {
 	/* Chapters dropped by the last rebuild (corrupt or torn). */
 	uint64_t chapters_dropped;
 	bool rebuilt;
-	/* Memory allocated by the index, bytes. */
+	/* Memory this index holds (all allocated when it opened), bytes. */
 	uint64_t memory_used;
 	uint64_t volume_index_memory;
 	/* Records the index can hold, and records per chapter. */

@@ -83,6 +83,27 @@ def test_advice_batches_and_stats(stubs, daemon):
         assert stats.requests[DELETE] == 1 and stats.entries_indexed == 999
 
 
+def test_memory_per_index(stubs, daemon):
+    """Each index reports the memory it holds, not the process's."""
+    pb = stubs["index"]
+    with daemon.channel() as channel:
+        stub = admin(stubs, channel)
+
+        def memory(name):
+            stats = stub.GetStats(pb.StatsRequest(name=name))
+            assert stats.memory_bytes > stats.volume_index_bytes > 0
+            return stats.memory_bytes
+
+        create(stubs, channel, "small")
+        small = memory("small")
+        stub.CreateIndex(pb.CreateIndexRequest(name="large",
+                                               geometry=pb.Geometry(memory_mb=512, zones=1)))
+        assert memory("small") == small
+        assert 1.8 < memory("large") / small < 2.2
+        stub.DropIndex(pb.DropIndexRequest(name="large", delete_storage=True))
+        assert memory("small") == small
+
+
 def test_bad_batches(stubs, daemon):
     pb = stubs["index"]
     with daemon.channel() as channel:

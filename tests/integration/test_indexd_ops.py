@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from indexd import (POST, QUERY, TOP, Daemon, advice, batch, create, free_port, post_all)
+from indexd import (POST, QUERY, TOP, Daemon, admin, advice, batch, create, free_port,
+                    post_all)
 
 
 def run_refused(program, *args, words):
@@ -92,6 +93,8 @@ def test_metrics(stubs, indexd_program, tmp_path):
         advice(stubs, channel).Batch(batch(stubs, "m1", QUERY, range(250, 350)))
         post_all(stubs, channel, "m2", list(range(7)))
         list(advice(stubs, channel).Stream(iter([batch(stubs, "m2", POST, range(7))])))
+        m1_stats = admin(stubs, channel).GetStats(stubs["index"].StatsRequest(name="m1"))
+        m1_memory = m1_stats.memory_bytes
     text = scrape(port)
     # Every line is a comment or a well-formed sample.
     for line in text.splitlines():
@@ -102,6 +105,7 @@ def test_metrics(stubs, indexd_program, tmp_path):
     assert value(text, 'uds_requests_total{index="m2",type="post",outcome="found"}') == 7
     assert value(text, 'uds_found_total{index="m2",location="open_chapter"}') == 7
     assert value(text, 'uds_index_entries{index="m1"}') == 300
+    assert value(text, 'uds_index_memory_bytes{index="m1"}') == m1_memory > 0
     assert value(text, 'uds_rpc_calls_total{method="/uds.v1.Advice/Batch",code="0"}') == 3
     assert value(text, 'uds_rpc_calls_total{method="/uds.v1.Advice/Stream",code="0"}') == 1
     assert value(text, "uds_indexes") == 2

@@ -176,6 +176,8 @@ static void add_index_metrics(struct text *text, const struct index_figures *f, 
 	          "1 if the index was rebuilt at its last start rather than loaded.", rebuilt);
 	PER_INDEX(text, f, n, "uds_index_volume_index_bytes", "gauge",
 	          "Memory of the volume index.", volume_index_memory);
+	PER_INDEX(text, f, n, "uds_index_memory_bytes", "gauge",
+	          "Memory the index holds, volume index included.", memory_used);
 	PER_INDEX(text, f, n, "uds_index_capacity_records", "gauge",
 	          "Records the index's window holds.", records_per_volume);
 	add_help(text, "uds_index_storage_bytes", "gauge", "Size of the index's storage.");
