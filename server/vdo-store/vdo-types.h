@@ -46,6 +46,18 @@ enum vdo_mapping_state {
 	VDO_MAPPING_COMPRESSED_BASE = 2,
 };
 
+/* A place in a journal: a block's sequence number and an entry in that block. Slab journal
+ * points order reference count updates; recovery journal points order mapping changes. */
+struct vdo_journal_point {
+	vdo_sequence_t sequence;
+	uint16_t entry;
+};
+
+static inline bool vdo_before_journal_point(struct vdo_journal_point a, struct vdo_journal_point b)
+{
+	return (a.sequence < b.sequence) || ((a.sequence == b.sequence) && (a.entry < b.entry));
+}
+
 /* Where a logical block's data is. */
 struct vdo_mapping {
 	vdo_pbn_t pbn;
