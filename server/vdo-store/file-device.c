@@ -33,6 +33,20 @@
 #include "logger.h"
 #include "memory-alloc.h"
 
+/*
+ * The kernel orders what the submitter wrote before what the reaper reads, through the ring;
+ * ThreadSanitizer cannot see that, so tell it.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *address);
+void __tsan_release(void *address);
+#define handed_to_kernel(io)  __tsan_release(io)
+#define taken_from_kernel(io) __tsan_acquire(io)
+#else
+#define handed_to_kernel(io)  ((void) (io))
+#define taken_from_kernel(io) ((void) (io))
+#endif
+
 enum {
 	RING_ENTRIES = 256,
 	POOL_THREADS = 4,
@@ -159,6 +173,7 @@ static bool reap(struct file_device *file, const struct io_uring_cqe *cqe)
 
 	if (data == STOP_MARKER)
 		return false;
+	taken_from_kernel(io);
 	if ((data & PREFLUSH_TAG) != 0) {
 		/* The write linked behind it reports; keep the flush's error for it. */
 		if (cqe->res < 0)
@@ -253,6 +268,7 @@ static void file_submit(struct block_device *device, struct vdo_io *io)
 	file->in_flight++;
 	if (file->use_ring) {
 		prepare_ring_entries(file, io);
+		handed_to_kernel(io);
 		io_uring_submit(&file->ring);
 	} else {
 		if (file->queue_tail != NULL)

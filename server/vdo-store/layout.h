@@ -36,9 +36,10 @@
 
 enum {
 	VDO_SUPER_BLOCK_COPIES = 2,
-	/* Reference counts per reference count block: 8 sectors of 503 counts, each after a
-	 * 7-byte slab journal point and before its sector check (ref-counts.h). */
-	VDO_COUNTS_PER_SECTOR = 503,
+	/* Reference counts per reference count block: 8 sectors of 496 counts, each after a
+	 * slab journal point and a recovery journal point (7 bytes each) and before its sector
+	 * check (ref-counts.h). */
+	VDO_COUNTS_PER_SECTOR = 496,
 	VDO_COUNTS_PER_REF_BLOCK = 8 * VDO_COUNTS_PER_SECTOR,
 	/* Slab summary entries per block (127 per sector; summary-block.h), and its size. */
 	VDO_SUMMARY_ENTRIES_PER_BLOCK = 1016,

@@ -102,7 +102,7 @@ void vdo_acquire_zone_lock(struct vdo_lock_counter *counter, unsigned int zone,
 	uint16_t *count = zone_count(counter, zone, sequence);
 
 	(void) DD_ASSERT(*count < UINT16_MAX, "lock count overflow on journal block %llu",
-	          (unsigned long long) sequence);
+	                 (unsigned long long) sequence);
 	if ((*count)++ == 0)
 		atomic_fetch_add(&counter->holding_zones[slot_of(counter, sequence)], 1);
 }
@@ -113,7 +113,7 @@ void vdo_release_zone_lock(struct vdo_lock_counter *counter, unsigned int zone,
 	uint16_t *count = zone_count(counter, zone, sequence);
 
 	(void) DD_ASSERT(*count > 0, "lock count underflow on journal block %llu",
-	          (unsigned long long) sequence);
+	                 (unsigned long long) sequence);
 	if (--(*count) == 0) {
 		if (atomic_fetch_sub(&counter->holding_zones[slot_of(counter, sequence)], 1) == 1)
 			notify(counter);

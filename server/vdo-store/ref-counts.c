@@ -19,10 +19,11 @@
 
 enum {
 	POINT_BYTES = 7,
+	HEADER_BYTES = 2 * POINT_BYTES,
 };
 
-_Static_assert(POINT_BYTES + VDO_COUNTS_PER_SECTOR == VDO_SECTOR_PAYLOAD,
-               "a point and the counts fill a sector's payload");
+_Static_assert(HEADER_BYTES + VDO_COUNTS_PER_SECTOR == VDO_SECTOR_PAYLOAD,
+               "two points and the counts fill a sector's payload");
 
 struct ref_block {
 	bool dirty;
@@ -36,8 +37,8 @@ struct vdo_ref_counts {
 	uint32_t free_blocks;
 	uint32_t cursor;
 	uint32_t block_count;
-	/* The point of the latest journaled change: what every count reflects. */
-	struct vdo_journal_point last_point;
+	/* The points of the latest journaled change: what every count reflects. */
+	struct vdo_ref_points last_points;
 	struct ref_block *blocks;
 	/* block_count * VDO_COUNTS_PER_REF_BLOCK counts; those past data_blocks stay 0. */
 	uint8_t *counts;
@@ -118,7 +119,7 @@ static bool is_used(uint8_t count)
 }
 
 int vdo_adjust_ref_count(struct vdo_ref_counts *counts, uint32_t offset,
-                         enum vdo_ref_operation operation, struct vdo_journal_point point)
+                         enum vdo_ref_operation operation, struct vdo_ref_points points)
 {
 	uint8_t old;
 	int new;
@@ -139,8 +140,8 @@ int vdo_adjust_ref_count(struct vdo_ref_counts *counts, uint32_t offset,
 	else if (!is_used(old) && is_used((uint8_t) new))
 		counts->free_blocks--;
 	if ((operation == VDO_REF_INCREMENT) || (operation == VDO_REF_DECREMENT)) {
-		counts->last_point = point;
-		dirty_block(counts, offset, point.sequence);
+		counts->last_points = points;
+		dirty_block(counts, offset, points.slab.sequence);
 	}
 	return DD_SUCCESS;
 }
@@ -207,7 +208,8 @@ vdo_sequence_t vdo_oldest_ref_lock(const struct vdo_ref_counts *counts)
 	return oldest;
 }
 
-bool vdo_take_dirty_ref_block(struct vdo_ref_counts *counts, uint32_t *index_ptr)
+bool vdo_take_dirty_ref_block(struct vdo_ref_counts *counts, vdo_sequence_t before,
+                              uint32_t *index_ptr)
 {
 	struct ref_block *chosen = NULL;
 
@@ -218,7 +220,7 @@ bool vdo_take_dirty_ref_block(struct vdo_ref_counts *counts, uint32_t *index_ptr
 		    ((chosen == NULL) || (block->dirty_lock < chosen->dirty_lock)))
 			chosen = block;
 	}
-	if (chosen == NULL)
+	if ((chosen == NULL) || ((before != VDO_NO_LOCK) && (chosen->dirty_lock >= before)))
 		return false;
 	chosen->dirty = false;
 	chosen->writing = true;
@@ -255,15 +257,20 @@ static struct vdo_journal_point unpack_point(const uint8_t *bytes)
 }
 
 void vdo_pack_ref_block(const struct vdo_ref_counts *counts, uint32_t index, uint8_t *block,
-                        uint64_t nonce, vdo_pbn_t pbn)
+                        uint64_t nonce, vdo_pbn_t pbn,
+                        const struct vdo_ref_points sector_points[VDO_SECTORS_PER_BLOCK])
 {
 	const uint8_t *from = counts->counts + (size_t) index * VDO_COUNTS_PER_REF_BLOCK;
 
 	for (unsigned int s = 0; s < VDO_SECTORS_PER_BLOCK; s++) {
 		uint8_t *sector = block + s * VDO_SECTOR_SIZE;
-		uint8_t *to = sector + POINT_BYTES;
+		uint8_t *to = sector + HEADER_BYTES;
 
-		pack_point(counts->last_point, sector);
+		const struct vdo_ref_points *points =
+		    (sector_points != NULL) ? &sector_points[s] : &counts->last_points;
+
+		pack_point(points->slab, sector);
+		pack_point(points->recovery, sector + POINT_BYTES);
 		for (unsigned int c = 0; c < VDO_COUNTS_PER_SECTOR; c++) {
 			uint8_t count = from[s * VDO_COUNTS_PER_SECTOR + c];
 
@@ -302,7 +309,7 @@ static uint32_t used_in_block(const struct vdo_ref_counts *counts, uint32_t inde
 
 int vdo_unpack_ref_block(struct vdo_ref_counts *counts, uint32_t index, const uint8_t *block,
                          uint64_t nonce, vdo_pbn_t pbn,
-                         struct vdo_journal_point points[VDO_SECTORS_PER_BLOCK])
+                         struct vdo_ref_points points[VDO_SECTORS_PER_BLOCK])
 {
 	struct vdo_sector_verdict verdict = vdo_check_sectors(block, nonce, pbn);
 	uint8_t *to = counts->counts + (size_t) index * VDO_COUNTS_PER_REF_BLOCK;
@@ -323,13 +330,14 @@ int vdo_unpack_ref_block(struct vdo_ref_counts *counts, uint32_t index, const ui
 	for (unsigned int s = 0; s < VDO_SECTORS_PER_BLOCK; s++) {
 		const uint8_t *sector = block + s * VDO_SECTOR_SIZE;
 
-		points[s] = unpack_point(sector);
-		if (vdo_before_journal_point(counts->last_point, points[s]))
-			counts->last_point = points[s];
+		points[s].slab = unpack_point(sector);
+		points[s].recovery = unpack_point(sector + POINT_BYTES);
+		if (vdo_before_journal_point(counts->last_points.slab, points[s].slab))
+			counts->last_points = points[s];
 		for (unsigned int c = 0; c < VDO_COUNTS_PER_SECTOR; c++) {
 			uint32_t offset =
 			    index * VDO_COUNTS_PER_REF_BLOCK + s * VDO_COUNTS_PER_SECTOR + c;
-			uint8_t count = sector[POINT_BYTES + c];
+			uint8_t count = sector[HEADER_BYTES + c];
 
 			if ((count == VDO_PROVISIONAL_REFERENCE) ||
 			    ((offset >= counts->data_blocks) && (count != VDO_EMPTY_REFERENCE)))
@@ -350,5 +358,5 @@ void vdo_reset_ref_counts(struct vdo_ref_counts *counts)
 	memset(counts->blocks, 0, counts->block_count * sizeof(counts->blocks[0]));
 	counts->free_blocks = counts->data_blocks;
 	counts->cursor = 0;
-	counts->last_point = (struct vdo_journal_point){ 0 };
+	counts->last_points = (struct vdo_ref_points){ 0 };
 }

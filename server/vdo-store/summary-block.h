@@ -9,7 +9,7 @@
  * or new. Entry n of block b is the entry of slab b * 1016 + n:
  *
  *   0   slab journal tail block offset     u16
- *   2   fullness hint                      u8    free blocks, scaled to 0-255 (255: all free)
+ *   2   fullness hint                      u8    blocks in use, scaled to 0-255 (0: empty)
  *   3   flags                              u8    bit 0: the reference counts on disk are
  *                                                meaningful (the slab has been saved or
  *                                                scrubbed at least once); bit 1: they are

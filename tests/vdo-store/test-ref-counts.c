@@ -18,15 +18,19 @@ enum {
 	BLOCKS = 2 * VDO_COUNTS_PER_REF_BLOCK + 100,
 };
 
-static struct vdo_journal_point point(vdo_sequence_t sequence, uint16_t entry)
+/* The points of a change in slab journal block @sequence; its recovery point is made up. */
+static struct vdo_ref_points point(vdo_sequence_t sequence, uint16_t entry)
 {
-	return (struct vdo_journal_point){ .sequence = sequence, .entry = entry };
+	return (struct vdo_ref_points){
+		.slab = { .sequence = sequence, .entry = entry },
+		.recovery = { .sequence = 10 * sequence, .entry = (uint16_t) (2 * entry) },
+	};
 }
 
 static void test_transitions(void **state)
 {
 	struct vdo_ref_counts *counts;
-	struct vdo_journal_point p = point(1, 0);
+	struct vdo_ref_points p = point(1, 0);
 
 	(void) state;
 	assert_success(vdo_make_ref_counts(BLOCKS, &counts));
@@ -94,7 +98,7 @@ static void test_write_back_order_and_locks(void **state)
 	(void) state;
 	assert_success(vdo_make_ref_counts(BLOCKS, &counts));
 	assert_int_equal(vdo_oldest_ref_lock(counts), VDO_NO_LOCK);
-	assert_false(vdo_take_dirty_ref_block(counts, &index));
+	assert_false(vdo_take_dirty_ref_block(counts, VDO_NO_LOCK, &index));
 	/* Provisional changes are not written, so they dirty nothing. */
 	assert_true(vdo_allocate_block(counts, &index));
 	assert_int_equal(vdo_dirty_ref_blocks(counts), 0);
@@ -105,7 +109,8 @@ static void test_write_back_order_and_locks(void **state)
 	assert_int_equal(vdo_oldest_ref_lock(counts), 3);
 	assert_int_equal(vdo_dirty_ref_blocks(counts), 2);
 	/* The oldest-dirtied block goes first, and keeps its lock until written. */
-	assert_true(vdo_take_dirty_ref_block(counts, &index));
+	assert_false(vdo_take_dirty_ref_block(counts, 3, &index));
+	assert_true(vdo_take_dirty_ref_block(counts, 4, &index));
 	assert_int_equal(index, 2);
 	assert_int_equal(vdo_oldest_ref_lock(counts), 3);
 	/* A change during the write dirties it again, with a new lock. */
@@ -113,11 +118,11 @@ static void test_write_back_order_and_locks(void **state)
 	                                    VDO_REF_INCREMENT, point(6, 0)));
 	vdo_ref_block_written(counts, 2);
 	assert_int_equal(vdo_oldest_ref_lock(counts), 4);
-	assert_true(vdo_take_dirty_ref_block(counts, &index));
+	assert_true(vdo_take_dirty_ref_block(counts, VDO_NO_LOCK, &index));
 	assert_int_equal(index, 0);
-	assert_true(vdo_take_dirty_ref_block(counts, &index));
+	assert_true(vdo_take_dirty_ref_block(counts, VDO_NO_LOCK, &index));
 	assert_int_equal(index, 2);
-	assert_false(vdo_take_dirty_ref_block(counts, &index));
+	assert_false(vdo_take_dirty_ref_block(counts, VDO_NO_LOCK, &index));
 	vdo_ref_block_written(counts, 0);
 	vdo_ref_block_written(counts, 2);
 	assert_int_equal(vdo_oldest_ref_lock(counts), VDO_NO_LOCK);
@@ -131,7 +136,7 @@ static void test_block_format(void **state)
 {
 	struct vdo_ref_counts *counts;
 	struct vdo_ref_counts *loaded;
-	struct vdo_journal_point points[VDO_SECTORS_PER_BLOCK];
+	struct vdo_ref_points points[VDO_SECTORS_PER_BLOCK];
 	uint8_t *block;
 	uint8_t *older;
 	uint32_t offset;
@@ -146,14 +151,16 @@ static void test_block_format(void **state)
 			assert_success(vdo_adjust_ref_count(counts, i, VDO_REF_INCREMENT,
 			                                    point(10, (uint16_t) i)));
 	}
-	vdo_pack_ref_block(counts, 0, older, NONCE, 100);
+	vdo_pack_ref_block(counts, 0, older, NONCE, 100, NULL);
 	assert_true(vdo_allocate_block(counts, &offset));
-	assert_success(vdo_adjust_ref_count(counts, 4000, VDO_REF_INCREMENT, point(11, 2)));
-	vdo_pack_ref_block(counts, 0, block, NONCE, 100);
+	assert_success(vdo_adjust_ref_count(counts, 3901, VDO_REF_INCREMENT, point(11, 2)));
+	vdo_pack_ref_block(counts, 0, block, NONCE, 100, NULL);
 	assert_success(vdo_unpack_ref_block(loaded, 0, block, NONCE, 100, points));
 	for (unsigned int s = 0; s < VDO_SECTORS_PER_BLOCK; s++) {
-		assert_int_equal(points[s].sequence, 11);
-		assert_int_equal(points[s].entry, 2);
+		assert_int_equal(points[s].slab.sequence, 11);
+		assert_int_equal(points[s].slab.entry, 2);
+		assert_int_equal(points[s].recovery.sequence, 110);
+		assert_int_equal(points[s].recovery.entry, 4);
 	}
 	for (uint32_t i = 0; i < VDO_COUNTS_PER_REF_BLOCK; i++) {
 		uint8_t count = vdo_get_ref_count(counts, i);
@@ -166,9 +173,10 @@ static void test_block_format(void **state)
 	/* A torn write: each sector whole, with its own point. */
 	memcpy(block + 7 * VDO_SECTOR_SIZE, older + 7 * VDO_SECTOR_SIZE, VDO_SECTOR_SIZE);
 	assert_success(vdo_unpack_ref_block(loaded, 0, block, NONCE, 100, points));
-	assert_int_equal(points[0].sequence, 11);
-	assert_int_equal(points[7].sequence, 10);
-	assert_int_equal(vdo_get_ref_count(loaded, 4000), 0);
+	assert_int_equal(points[0].slab.sequence, 11);
+	assert_int_equal(points[7].slab.sequence, 10);
+	assert_int_equal(points[7].recovery.sequence, 100);
+	assert_int_equal(vdo_get_ref_count(loaded, 3901), 0);
 	/* Damage, another block's sectors, and a never-written block. */
 	block[300] ^= 1;
 	assert_int_equal(vdo_unpack_ref_block(loaded, 0, block, NONCE, 100, points),
@@ -180,7 +188,7 @@ static void test_block_format(void **state)
 	memset(block, 0, VDO_BLOCK_SIZE);
 	assert_success(vdo_unpack_ref_block(loaded, 0, block, NONCE, 100, points));
 	assert_int_equal(vdo_free_blocks(loaded), BLOCKS);
-	assert_int_equal(points[3].sequence, 0);
+	assert_int_equal(points[3].slab.sequence, 0);
 	vdo_free_ref_counts(counts);
 	vdo_free_ref_counts(loaded);
 	dd_free(block);
