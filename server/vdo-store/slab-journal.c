@@ -262,7 +262,9 @@ static void relieve_pressure(struct vdo_slab *slab)
 	struct vdo_slab_journal *journal = journal_of(slab);
 	uint32_t in_use = vdo_slab_journal_blocks_in_use(slab);
 
-	if ((journal->waiters != NULL) || (4 * in_use >= 3 * journal->size))
+	if (slab->drain_waiter != NULL)
+		vdo_write_ref_blocks(slab, VDO_NO_LOCK);
+	else if ((journal->waiters != NULL) || (4 * in_use >= 3 * journal->size))
 		vdo_write_ref_blocks(slab, journal->tail);
 	else if (2 * in_use >= journal->size)
 		vdo_write_ref_blocks(slab, journal->head + in_use / 2);
@@ -275,11 +277,15 @@ void vdo_reap_slab_journal(struct vdo_slab *slab)
 	vdo_sequence_t target =
 	    ((oldest == VDO_NO_LOCK) || (oldest > journal->tail)) ? journal->tail : oldest;
 
-	if (slab->failed)
+	if (slab->failed) {
+		vdo_check_drain(slab);
 		return;
+	}
 	relieve_pressure(slab);
-	if (journal->reaping || (target <= journal->head))
+	if (journal->reaping || (target <= journal->head)) {
+		vdo_check_drain(slab);
 		return;
+	}
 	/* The counts written so far must be durable before the journal forgets their entries. */
 	journal->reaping = true;
 	journal->reap_target = target;
@@ -292,11 +298,13 @@ static void try_progress(struct vdo_slab *slab)
 {
 	struct vdo_slab_journal *journal = journal_of(slab);
 
+	serve_waiters(slab);
 	if (slab->failed) {
-		serve_waiters(slab);
+		vdo_check_drain(slab);
 		return;
 	}
-	serve_waiters(slab);
+	if (slab->drain_waiter != NULL)
+		journal->commit_all = true;
 	if (((journal->entry_count == VDO_SLAB_JOURNAL_ENTRIES_PER_BLOCK) ||
 	     commit_wanted(journal)) &&
 	    start_block_write(slab)) {
@@ -304,4 +312,25 @@ static void try_progress(struct vdo_slab *slab)
 		journal->commit_through = VDO_NO_LOCK;
 	}
 	vdo_reap_slab_journal(slab);
+}
+
+void vdo_drain_slab(struct vdo_slab *slab, struct dd_completion *waiter)
+{
+	(void) dd_assert_on_thread(slab->context->threads, slab->thread, __func__);
+	slab->drain_waiter = waiter;
+	try_progress(slab);
+}
+
+void vdo_check_drain(struct vdo_slab *slab)
+{
+	struct vdo_slab_journal *journal = journal_of(slab);
+	struct dd_completion *waiter = slab->drain_waiter;
+
+	if ((waiter == NULL) || !vdo_slab_is_quiet(slab))
+		return;
+	if (!slab->failed && ((journal->entry_count > 0) || (journal->head != journal->tail) ||
+	                      (vdo_dirty_ref_blocks(slab->counts) > 0)))
+		return;
+	slab->drain_waiter = NULL;
+	dd_continue_completion(waiter, slab->failed ? DD_READ_ONLY : DD_SUCCESS);
 }

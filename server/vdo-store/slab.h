@@ -136,6 +136,8 @@ struct vdo_slab {
 	struct vdo_journal_point *included;
 	/* An unrecoverable error happened; no more writes. */
 	bool failed;
+	/* Draining: write everything, then continue this completion. */
+	struct dd_completion *drain_waiter;
 };
 
 /* slab.c */
@@ -179,6 +181,19 @@ void vdo_write_ref_blocks(struct vdo_slab *slab, vdo_sequence_t before);
 
 /** vdo_slab_is_quiet() - Slab thread: nothing of the slab is being written or waiting. */
 bool vdo_slab_is_quiet(const struct vdo_slab *slab);
+
+/**
+ * vdo_drain_slab() - Slab thread: write the journal's tail and every dirty count block, move the
+ *                    head up to the tail, then continue @waiter (with DD_READ_ONLY if the
+ *                    slab has failed). Entries made meanwhile are written too.
+ */
+void vdo_drain_slab(struct vdo_slab *slab, struct dd_completion *waiter);
+
+/**
+ * vdo_check_drain() - Slab thread: continue the drain waiter if the slab is drained. For the
+ *                     slab's own code, after each step that may finish a drain.
+ */
+void vdo_check_drain(struct vdo_slab *slab);
 
 /** vdo_slab_fail() - Slab thread: stop the slab after an unrecoverable error. */
 void vdo_slab_fail(struct vdo_slab *slab, int result);

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The slab depot: every slab of the volume, dealt round-robin to the physical zones (slab n to
+ * zone n % P), and the allocation of free blocks.
+ *
+ * Each physical zone is a zone thread that owns its slabs. It allocates from one slab (the
+ * "open" slab) until that is full, then moves to the slab of the zone with the most free blocks.
+ * A zone with no free block says so, and the caller tries the next zone (on that zone's thread),
+ * until every zone has been asked: only then is the volume out of space.
+ *
+ * Loading reads the summary and every slab the summary says was used (scrubbing those left
+ * dirty by a crash) before the zones run; saving drains every slab on its own thread, then
+ * marks every slab clean in the summary. Growing adds slabs at the end, which the zones take as
+ * their own.
+ */
+#ifndef VDO_SLAB_DEPOT_H
+#define VDO_SLAB_DEPOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "completion.h"
+#include "errors.h"
+#include "slab.h"
+#include "vdo-types.h"
+
+struct vdo_slab_depot;
+
+struct vdo_depot_config {
+	struct block_device *device;
+	const struct vdo_layout *layout;
+	uint64_t nonce;
+	struct dd_thread_set *threads;
+	dd_thread_id_t summary_thread;
+	/* The physical zones' threads, and their columns in the lock counter. */
+	unsigned int zone_count;
+	const dd_thread_id_t *zone_threads;
+	const unsigned int *lock_zones;
+	struct vdo_lock_counter *locks;
+	void (*fail)(void *context, int result);
+	void *fail_context;
+};
+
+/**
+ * vdo_load_slab_depot() - Load the summary and every slab (before the zones run).
+ *
+ * Return: DD_SUCCESS, or the error of the first slab that cannot be loaded (DD_CORRUPT_DATA
+ *         for damaged metadata).
+ */
+int DD_MUST_CHECK vdo_load_slab_depot(const struct vdo_depot_config *config,
+                                      struct vdo_slab_depot **depot_ptr);
+
+/** vdo_free_slab_depot() - Free @depot (NULL is fine); nothing may be in flight. */
+void vdo_free_slab_depot(struct vdo_slab_depot *depot);
+
+/** vdo_depot_zone_count() - How many physical zones there are. */
+unsigned int vdo_depot_zone_count(const struct vdo_slab_depot *depot);
+
+/** vdo_depot_zone_thread() - The thread of physical zone @zone. */
+dd_thread_id_t vdo_depot_zone_thread(const struct vdo_slab_depot *depot, unsigned int zone);
+
+/**
+ * vdo_depot_slab_of() - The slab holding data block @pbn and its offset there; NULL if @pbn is
+ *                       not a data block of any slab.
+ */
+struct vdo_slab *vdo_depot_slab_of(const struct vdo_slab_depot *depot, vdo_pbn_t pbn,
+                                   uint32_t *offset_ptr);
+
+/**
+ * vdo_allocate_in_zone() - Zone @zone's thread: allocate a free block of the zone (a
+ *                          provisional reference).
+ *
+ * Return: true with *pbn_ptr set, or false if the zone has no free block.
+ */
+bool vdo_allocate_in_zone(struct vdo_slab_depot *depot, unsigned int zone, vdo_pbn_t *pbn_ptr);
+
+/**
+ * vdo_release_allocation() - The slab's thread: give back a provisional reference that was not
+ *                            used.
+ */
+void vdo_release_allocation(struct vdo_slab_depot *depot, vdo_pbn_t pbn);
+
+/** vdo_depot_free_blocks() - Free data blocks, as of the last load or save (any thread). */
+uint64_t vdo_depot_free_blocks(const struct vdo_slab_depot *depot);
+
+/** vdo_zone_free_blocks() - Zone @zone's thread: its free blocks now. */
+uint64_t vdo_zone_free_blocks(const struct vdo_slab_depot *depot, unsigned int zone);
+
+/**
+ * vdo_drain_depot_zone() - Zone @zone's thread: drain every slab of the zone (slab.h), then
+ *                          continue @waiter.
+ */
+void vdo_drain_depot_zone(struct vdo_slab_depot *depot, unsigned int zone,
+                          struct dd_completion *waiter);
+
+/**
+ * vdo_commit_depot_zone() - Zone @zone's thread: write the tail blocks of its slab journals that
+ *                           lock recovery journal blocks up to @through.
+ */
+void vdo_commit_depot_zone(struct vdo_slab_depot *depot, unsigned int zone, vdo_sequence_t through);
+
+/**
+ * vdo_save_depot_summary() - Mark every slab clean in the summary and write it (every zone
+ *                            drained; any thread).
+ */
+int DD_MUST_CHECK vdo_save_depot_summary(struct vdo_slab_depot *depot);
+
+/**
+ * vdo_grow_slab_depot() - Add the slabs of @layout beyond the current ones (zones quiet; any
+ *                         thread). The new slabs are never used, so nothing is written but the
+ *                         caller's super block.
+ */
+int DD_MUST_CHECK vdo_grow_slab_depot(struct vdo_slab_depot *depot,
+                                      const struct vdo_layout *layout);
+
+/** vdo_depot_slab_count() - How many slabs there are. */
+uint32_t vdo_depot_slab_count(const struct vdo_slab_depot *depot);
+
+/** vdo_depot_slab() - Slab @number. */
+struct vdo_slab *vdo_depot_slab(const struct vdo_slab_depot *depot, uint32_t number);
+
+/** vdo_depot_recovery_done() - Forget what each slab's load included (recovery is over). */
+void vdo_depot_recovery_done(struct vdo_slab_depot *depot);
+
+#endif /* VDO_SLAB_DEPOT_H */

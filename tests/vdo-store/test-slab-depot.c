@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Tests of the slab depot on two physical zones: allocation until every data block is taken
+ * (each block once, from the zone that owns it), giving allocations back, a clean save and load
+ * that keep every count and free what was only provisional, and growing the depot.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "block-device.h"
+#include "errors.h"
+#include "format.h"
+#include "lock-counter.h"
+#include "memory-alloc.h"
+#include "slab-depot.h"
+#include "test-harness.h"
+#include "work-queue.h"
+
+enum {
+	SUMMARY_THREAD = 0,
+	ZONES = 2,
+	DEVICE_BLOCKS = 20000,
+};
+
+static const dd_thread_id_t zone_threads[ZONES] = { 1, 2 };
+static const unsigned int lock_zones[ZONES] = { 0, 1 };
+
+struct fixture {
+	struct block_device *device;
+	struct vdo_super_block super;
+	struct dd_thread_set *threads;
+	struct vdo_lock_counter *locks;
+	struct vdo_slab_depot *depot;
+};
+
+static void no_notify(void *context)
+{
+	(void) context;
+}
+
+static void load_depot(struct fixture *f)
+{
+	struct vdo_depot_config config = { .device = f->device,
+		                           .layout = &f->super.layout,
+		                           .nonce = f->super.nonce,
+		                           .threads = f->threads,
+		                           .summary_thread = SUMMARY_THREAD,
+		                           .zone_count = ZONES,
+		                           .zone_threads = zone_threads,
+		                           .lock_zones = lock_zones,
+		                           .locks = f->locks };
+
+	assert_success(vdo_load_slab_depot(&config, &f->depot));
+}
+
+static struct fixture *make_fixture(void)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vdo_format_config format = { .slab_blocks = 1024, .slab_journal_blocks = 8 };
+	struct dd_thread_set_config threads = dd_default_thread_set_config("depottest", 3);
+
+	assert_success(vdo_make_ram_device(DEVICE_BLOCKS, &f->device));
+	assert_success(vdo_format(f->device, &format, &f->super));
+	assert_success(dd_make_thread_set(&threads, &f->threads));
+	assert_success(vdo_make_lock_counter(f->super.layout.journal_blocks, ZONES, no_notify, NULL,
+	                                     &f->locks));
+	load_depot(f);
+	return f;
+}
+
+static void free_fixture(struct fixture *f)
+{
+	vdo_free_slab_depot(f->depot);
+	vdo_close_device(f->device);
+	dd_free_thread_set(f->threads);
+	vdo_free_lock_counter(f->locks);
+	free(f);
+}
+
+/* Work done on a zone's thread. */
+struct zone_work {
+	struct fixture *fixture;
+	unsigned int zone;
+	vdo_pbn_t *pbns;
+	uint64_t count;
+	uint64_t limit;
+	/* Increments: one per PBN, with its request. */
+	struct vdo_slab_entry_request *requests;
+	uint64_t remaining;
+	struct dd_completion *action;
+};
+
+static void allocate_all(struct dd_completion *completion)
+{
+	struct zone_work *work = completion->parent;
+	vdo_pbn_t pbn;
+
+	while ((work->count < work->limit) &&
+	       vdo_allocate_in_zone(work->fixture->depot, work->zone, &pbn))
+		work->pbns[work->count++] = pbn;
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void release_all(struct dd_completion *completion)
+{
+	struct zone_work *work = completion->parent;
+
+	for (uint64_t i = 0; i < work->count; i++) {
+		uint32_t offset;
+		struct vdo_slab *slab =
+		    vdo_depot_slab_of(work->fixture->depot, work->pbns[i], &offset);
+
+		if (slab->zone == work->zone)
+			vdo_release_allocation(work->fixture->depot, work->pbns[i]);
+	}
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void one_increment_done(struct zone_work *work)
+{
+	if (--work->remaining == 0)
+		dd_finish_completion(work->action, DD_SUCCESS);
+}
+
+static void increment_done(struct dd_completion *completion)
+{
+	one_increment_done(completion->parent);
+}
+
+/* Make every PBN's provisional reference real, as a write's increment would. */
+static void increment_all(struct dd_completion *completion)
+{
+	struct zone_work *work = completion->parent;
+	struct fixture *f = work->fixture;
+
+	work->action = completion;
+	work->remaining = work->count + 1;
+	for (uint64_t i = 0; i < work->count; i++) {
+		struct vdo_slab_entry_request *request = &work->requests[i];
+		uint32_t offset;
+		struct vdo_slab *slab = vdo_depot_slab_of(f->depot, work->pbns[i], &offset);
+
+		dd_initialize_completion(&request->completion, f->threads);
+		dd_prepare_completion(&request->completion, increment_done, NULL,
+		                      zone_threads[work->zone], work);
+		request->offset = offset;
+		request->increment = true;
+		request->recovery_point = (struct vdo_journal_point){ .sequence = 1 };
+		vdo_add_slab_entry(slab, request);
+	}
+	one_increment_done(work);
+}
+
+static void drain_zone(struct dd_completion *completion)
+{
+	struct zone_work *work = completion->parent;
+
+	vdo_drain_depot_zone(work->fixture->depot, work->zone, completion);
+}
+
+static int on_zone(struct zone_work *work, dd_action_fn action)
+{
+	return dd_perform_synchronous_action(work->fixture->threads, zone_threads[work->zone],
+	                                     action, work);
+}
+
+static void save_and_reload(struct fixture *f)
+{
+	for (unsigned int z = 0; z < ZONES; z++) {
+		struct zone_work work = { .fixture = f, .zone = z };
+
+		assert_success(on_zone(&work, drain_zone));
+	}
+	assert_success(vdo_save_depot_summary(f->depot));
+	vdo_free_slab_depot(f->depot);
+	load_depot(f);
+}
+
+static int compare_pbns(const void *a, const void *b)
+{
+	vdo_pbn_t x = *(const vdo_pbn_t *) a;
+	vdo_pbn_t y = *(const vdo_pbn_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void test_allocate_everything(void **state)
+{
+	struct fixture *f = make_fixture();
+	uint64_t data_blocks = vdo_data_blocks(&f->super.layout);
+	vdo_pbn_t *all = calloc(data_blocks + 1, sizeof(*all));
+	uint64_t total = 0;
+
+	(void) state;
+	assert_int_equal(vdo_depot_free_blocks(f->depot), data_blocks);
+	for (unsigned int z = 0; z < ZONES; z++) {
+		struct zone_work work = { .fixture = f,
+			                  .zone = z,
+			                  .pbns = all + total,
+			                  .limit = data_blocks + 1 - total };
+
+		assert_success(on_zone(&work, allocate_all));
+		/* Every block comes from a slab of the zone. */
+		for (uint64_t i = 0; i < work.count; i++) {
+			uint32_t offset;
+			struct vdo_slab *slab = vdo_depot_slab_of(f->depot, work.pbns[i], &offset);
+
+			assert_non_null(slab);
+			assert_int_equal(slab->zone, z);
+		}
+		assert_true(work.count > data_blocks / 3);
+		total += work.count;
+	}
+	assert_int_equal(total, data_blocks);
+	qsort(all, total, sizeof(*all), compare_pbns);
+	for (uint64_t i = 1; i < total; i++)
+		assert_true(all[i] > all[i - 1]);
+	/* Given back, they can be taken again. */
+	for (unsigned int z = 0; z < ZONES; z++) {
+		struct zone_work work = { .fixture = f, .zone = z, .pbns = all, .count = total };
+		struct zone_work again = { .fixture = f, .zone = z, .pbns = all, .limit = total };
+
+		if (z == 1) {
+			assert_success(on_zone(&work, release_all));
+			assert_success(on_zone(&again, allocate_all));
+			assert_true(again.count > 0);
+		}
+	}
+	assert_null(vdo_depot_slab_of(f->depot, 0, &(uint32_t){ 0 }));
+	assert_null(vdo_depot_slab_of(
+	    f->depot, f->super.layout.depot_origin + f->super.layout.slab_data_blocks,
+	    &(uint32_t){ 0 }));
+	free(all);
+	free_fixture(f);
+}
+
+static void test_save_and_load(void **state)
+{
+	enum {
+		USED = 3000,
+		PROVISIONAL = 50
+	};
+	struct fixture *f = make_fixture();
+	uint64_t data_blocks = vdo_data_blocks(&f->super.layout);
+	struct zone_work works[ZONES];
+
+	(void) state;
+	for (unsigned int z = 0; z < ZONES; z++) {
+		works[z] =
+		    (struct zone_work){ .fixture = f,
+			                .zone = z,
+			                .pbns = calloc(USED + PROVISIONAL, sizeof(vdo_pbn_t)),
+			                .limit = USED };
+		works[z].requests = calloc(USED, sizeof(*works[z].requests));
+		assert_success(on_zone(&works[z], allocate_all));
+		assert_success(on_zone(&works[z], increment_all));
+		/* Some allocations stay provisional: they are free after the load. */
+		works[z].limit = USED + PROVISIONAL;
+		assert_success(on_zone(&works[z], allocate_all));
+	}
+	save_and_reload(f);
+	assert_int_equal(vdo_depot_free_blocks(f->depot), data_blocks - ZONES * USED);
+	for (unsigned int z = 0; z < ZONES; z++) {
+		for (uint64_t i = 0; i < USED + PROVISIONAL; i++) {
+			uint32_t offset;
+			struct vdo_slab *slab =
+			    vdo_depot_slab_of(f->depot, works[z].pbns[i], &offset);
+
+			assert_int_equal(vdo_get_ref_count(slab->counts, offset),
+			                 (i < USED) ? 1 : 0);
+		}
+		free(works[z].pbns);
+		free(works[z].requests);
+	}
+	for (uint32_t s = 0; s < vdo_depot_slab_count(f->depot); s++)
+		assert_false(vdo_depot_slab(f->depot, s)->summary_dirty);
+	free_fixture(f);
+}
+
+static void test_grow(void **state)
+{
+	struct fixture *f = make_fixture();
+	uint64_t before = vdo_depot_free_blocks(f->depot);
+	struct vdo_layout grown;
+
+	(void) state;
+	assert_success(vdo_ram_device_grow(f->device, 2 * DEVICE_BLOCKS));
+	assert_success(vdo_refresh_device_size(f->device));
+	assert_success(vdo_grow_layout(&f->super.layout, 2 * DEVICE_BLOCKS, &grown));
+	assert_success(vdo_grow_slab_depot(f->depot, &grown));
+	assert_true(vdo_depot_free_blocks(f->depot) >= before + 19 * grown.slab_data_blocks);
+	assert_int_equal(vdo_depot_slab_count(f->depot), grown.slab_count);
+	f->super.layout = grown;
+	/* The new slabs are used and survive a save. */
+	for (unsigned int z = 0; z < ZONES; z++) {
+		struct zone_work work = { .fixture = f, .zone = z, .limit = UINT64_MAX };
+
+		work.pbns = calloc(vdo_data_blocks(&grown), sizeof(vdo_pbn_t));
+		assert_success(on_zone(&work, allocate_all));
+		assert_int_equal(vdo_zone_free_blocks(f->depot, z), 0);
+		free(work.pbns);
+	}
+	save_and_reload(f);
+	assert_int_equal(vdo_depot_free_blocks(f->depot), vdo_data_blocks(&grown));
+	free_fixture(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_allocate_everything),
+		cmocka_unit_test(test_save_and_load),
+		cmocka_unit_test(test_grow),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
