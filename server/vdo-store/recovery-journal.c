@@ -23,14 +23,19 @@ enum {
 	JOURNAL_BUFFERS = 4,
 };
 
+/* Requests in arrival order. */
+struct request_list {
+	struct vdo_journal_request *first;
+	struct vdo_journal_request *last;
+};
+
 struct journal_block {
 	uint8_t *data;
 	vdo_sequence_t sequence;
 	unsigned int entries;
 	unsigned int committed;
 	/* Requests whose entries are in this block and not yet durable, in entry order. */
-	struct vdo_journal_request *waiters;
-	struct vdo_journal_request *last_waiter;
+	struct request_list waiters;
 };
 
 struct vdo_recovery_journal {
@@ -53,9 +58,8 @@ struct vdo_recovery_journal {
 	struct vdo_vio reap_vio;
 	struct dd_completion reap_completion;
 	struct dd_completion notify_completion;
-	/* Entries waiting for room, in arrival order. */
-	struct vdo_journal_request *space_waiters;
-	struct vdo_journal_request *last_space_waiter;
+	/* Entries waiting for room. */
+	struct request_list space_waiters;
 	vdo_sequence_t release_requested;
 	bool failed;
 	struct dd_completion *drain_waiter;
@@ -64,6 +68,26 @@ struct vdo_recovery_journal {
 
 static void try_reap(struct vdo_recovery_journal *journal);
 static void schedule_write(struct vdo_recovery_journal *journal);
+
+static void push(struct request_list *list, struct vdo_journal_request *request)
+{
+	request->next = NULL;
+	if (list->last != NULL)
+		list->last->next = request;
+	else
+		list->first = request;
+	list->last = request;
+}
+
+static struct vdo_journal_request *pop(struct request_list *list)
+{
+	struct vdo_journal_request *request = list->first;
+
+	list->first = request->next;
+	if (list->first == NULL)
+		list->last = NULL;
+	return request;
+}
 
 static struct journal_block *block_of(struct vdo_recovery_journal *journal, vdo_sequence_t sequence)
 {
@@ -83,8 +107,7 @@ static void start_block(struct vdo_recovery_journal *journal, vdo_sequence_t seq
 	block->sequence = sequence;
 	block->entries = 0;
 	block->committed = 0;
-	block->waiters = NULL;
-	block->last_waiter = NULL;
+	block->waiters = (struct request_list){ NULL, NULL };
 	vdo_start_journal_block(block->data, &header);
 	journal->stats.blocks_started++;
 }
@@ -198,12 +221,7 @@ static void append(struct vdo_recovery_journal *journal, struct vdo_journal_requ
 	    (struct vdo_journal_point){ .sequence = block->sequence, .entry = (uint16_t) index };
 	vdo_acquire_journal_lock(journal->config.locks, block->sequence, 1);
 	count_entry(journal, &request->entry);
-	request->next = NULL;
-	if (block->last_waiter != NULL)
-		block->last_waiter->next = request;
-	else
-		block->waiters = request;
-	block->last_waiter = request;
+	push(&block->waiters, request);
 	journal->stats.entries++;
 }
 
@@ -219,7 +237,7 @@ static void relieve_pressure(struct vdo_recovery_journal *journal)
 	vdo_sequence_t in_use = journal->tail - journal->head + 1;
 	vdo_sequence_t through;
 
-	if ((journal->space_waiters == NULL) && (journal->drain_waiter == NULL) &&
+	if ((journal->space_waiters.first == NULL) && (journal->drain_waiter == NULL) &&
 	    (2 * in_use < journal->config.size))
 		return;
 	through = (journal->drain_waiter != NULL) ? journal->tail : journal->head + in_use / 4;
@@ -231,14 +249,8 @@ static void relieve_pressure(struct vdo_recovery_journal *journal)
 
 static void serve_space_waiters(struct vdo_recovery_journal *journal)
 {
-	while ((journal->space_waiters != NULL) && has_room(journal)) {
-		struct vdo_journal_request *request = journal->space_waiters;
-
-		journal->space_waiters = request->next;
-		if (journal->space_waiters == NULL)
-			journal->last_space_waiter = NULL;
-		append(journal, request);
-	}
+	while ((journal->space_waiters.first != NULL) && has_room(journal))
+		append(journal, pop(&journal->space_waiters));
 }
 
 static void fail_journal(struct vdo_recovery_journal *journal, int result)
@@ -255,23 +267,12 @@ static void fail_journal(struct vdo_recovery_journal *journal, int result)
 static void release_all(struct vdo_recovery_journal *journal, int result)
 {
 	for (unsigned int b = 0; b < JOURNAL_BUFFERS; b++) {
-		struct journal_block *block = &journal->blocks[b];
-
-		while (block->waiters != NULL) {
-			struct vdo_journal_request *request = block->waiters;
-
-			block->waiters = request->next;
-			dd_continue_completion(&request->completion, result);
-		}
-		block->last_waiter = NULL;
+		while (journal->blocks[b].waiters.first != NULL)
+			dd_continue_completion(&pop(&journal->blocks[b].waiters)->completion,
+			                       result);
 	}
-	while (journal->space_waiters != NULL) {
-		struct vdo_journal_request *request = journal->space_waiters;
-
-		journal->space_waiters = request->next;
-		dd_continue_completion(&request->completion, result);
-	}
-	journal->last_space_waiter = NULL;
+	while (journal->space_waiters.first != NULL)
+		dd_continue_completion(&pop(&journal->space_waiters)->completion, result);
 }
 
 static void check_drain(struct vdo_recovery_journal *journal)
@@ -290,7 +291,7 @@ static void check_drain(struct vdo_recovery_journal *journal)
 		}
 		if ((journal->head != journal->tail) ||
 		    (block_of(journal, journal->tail)->entries > 0) ||
-		    (journal->space_waiters != NULL))
+		    (journal->space_waiters.first != NULL))
 			return;
 	}
 	journal->drain_waiter = NULL;
@@ -320,15 +321,10 @@ void vdo_add_journal_entry(struct vdo_recovery_journal *journal,
 		dd_continue_completion(&request->completion, DD_READ_ONLY);
 		return;
 	}
-	if ((journal->space_waiters == NULL) && has_room(journal)) {
+	if ((journal->space_waiters.first == NULL) && has_room(journal)) {
 		append(journal, request);
 	} else {
-		request->next = NULL;
-		if (journal->last_space_waiter != NULL)
-			journal->last_space_waiter->next = request;
-		else
-			journal->space_waiters = request;
-		journal->last_space_waiter = request;
+		push(&journal->space_waiters, request);
 		journal->stats.waits_for_space++;
 	}
 	make_progress(journal);
@@ -348,14 +344,9 @@ static void write_done(struct dd_completion *completion)
 	}
 	block->committed = journal->writing_entries;
 	/* Release the requests now durable, in order. */
-	while ((block->waiters != NULL) && (block->waiters->point.entry < block->committed)) {
-		struct vdo_journal_request *request = block->waiters;
-
-		block->waiters = request->next;
-		if (block->waiters == NULL)
-			block->last_waiter = NULL;
-		dd_continue_completion(&request->completion, DD_SUCCESS);
-	}
+	while ((block->waiters.first != NULL) &&
+	       (block->waiters.first->point.entry < block->committed))
+		dd_continue_completion(&pop(&block->waiters)->completion, DD_SUCCESS);
 	make_progress(journal);
 }
 
