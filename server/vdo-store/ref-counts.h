@@ -36,8 +36,6 @@
 enum {
 	VDO_EMPTY_REFERENCE = 0,
 	VDO_PROVISIONAL_REFERENCE = 255,
-	/* No lock held. */
-	VDO_NO_LOCK = 0,
 };
 
 enum vdo_ref_operation {

@@ -33,6 +33,8 @@ enum {
 	VDO_DATA_VIO_COUNT = 2048,
 	/* Most references a block can have. */
 	VDO_MAX_REFERENCES = 254,
+	/* No journal lock held, or no limit on locks (journal sequences start at 1). */
+	VDO_NO_LOCK = 0,
 };
 
 #define VDO_MAX_PBN ((UINT64_C(1) << VDO_PBN_BITS) - 1)
