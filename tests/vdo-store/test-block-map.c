@@ -92,6 +92,8 @@ static struct fixture *make_fixture(uint32_t leaf_pages)
 
 static void free_fixture(struct fixture *f)
 {
+	/* Requests finish before the zone thread is done with what follows them. */
+	assert_success(dd_thread_set_wait_until_idle(f->threads));
 	vdo_free_block_map(f->map);
 	vdo_close_device(f->device);
 	dd_free_thread_set(f->threads);
@@ -161,6 +163,7 @@ static void drain(struct dd_completion *completion)
 static void reopen(struct fixture *f, uint32_t leaf_pages)
 {
 	assert_success(dd_perform_synchronous_action(f->threads, ZONE_THREAD, drain, f));
+	assert_success(dd_thread_set_wait_until_idle(f->threads));
 	vdo_free_block_map(f->map);
 	make_map(f, leaf_pages);
 }
