@@ -235,8 +235,9 @@ static int replay_block(struct vdo_slab *slab, const uint8_t *block,
 }
 
 /*
- * Write every dirty count block now, and flush (loading: the zones are not running). After a
- * crash the sectors no longer include the same changes, so each gets its own points.
+ * Write every dirty count block now (loading: the zones are not running). After a crash the
+ * sectors no longer include the same changes, so each may get its own @points (NULL: the
+ * latest change's, for every sector).
  */
 static int write_all_counts(struct vdo_slab *slab, const struct vdo_ref_points *points)
 {
@@ -246,16 +247,21 @@ static int write_all_counts(struct vdo_slab *slab, const struct vdo_ref_points *
 
 	while ((result == DD_SUCCESS) &&
 	       vdo_take_dirty_ref_block(slab->counts, VDO_NO_LOCK, &index)) {
+		const struct vdo_ref_points *sector_points =
+		    (points != NULL) ? points + (size_t) index * VDO_SECTORS_PER_BLOCK : NULL;
+
 		vdo_pack_ref_block(slab->counts, index, buffer, slab->context->nonce,
-		                   slab->ref_origin + index,
-		                   points + (size_t) index * VDO_SECTORS_PER_BLOCK);
+		                   slab->ref_origin + index, sector_points);
 		result = vdo_sync_io(slab->context->device, VDO_IO_WRITE, 0,
 		                     slab->ref_origin + index, 1, buffer);
 		vdo_ref_block_written(slab->counts, index);
 	}
-	if (result == DD_SUCCESS)
-		result = vdo_sync_io(slab->context->device, VDO_IO_FLUSH, 0, 0, 0, NULL);
 	return result;
+}
+
+int vdo_save_slab_counts(struct vdo_slab *slab)
+{
+	return write_all_counts(slab, NULL);
 }
 
 /* The points of the block before the head, whose entries every sector includes. */
@@ -331,6 +337,8 @@ static int scrub(struct vdo_slab *slab, struct vdo_ref_points *points)
 	include_through(slab, points, through);
 	if (result == DD_SUCCESS)
 		result = write_all_counts(slab, points);
+	if (result == DD_SUCCESS)
+		result = vdo_sync_io(slab->context->device, VDO_IO_FLUSH, 0, 0, 0, NULL);
 	if (result != DD_SUCCESS)
 		return result;
 	vdo_start_slab_journal(slab, newest.sequence + 1);

@@ -163,6 +163,12 @@ static inline vdo_pbn_t vdo_slab_pbn(const struct vdo_slab *slab, uint32_t offse
 int DD_MUST_CHECK vdo_load_slab(struct vdo_slab *slab);
 
 /**
+ * vdo_save_slab_counts() - Write every dirty count block now, without a flush (before the zones
+ *                          run).
+ */
+int DD_MUST_CHECK vdo_save_slab_counts(struct vdo_slab *slab);
+
+/**
  * vdo_slab_includes() - Whether the counts loaded include the change of block @offset made by
  *                       the recovery journal entry at @point (slab journal form), so that
  *                       recovery must not make it again.

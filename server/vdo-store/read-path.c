@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The read path; see data-vio.h.
+ *
+ * A read holds its logical block's lock, walks the tree without linking anything in, and reads
+ * the mapped block into the data_vio's buffer (or zeros it: unmapped, the zero block, or no
+ * leaf page yet), then copies its part out. A read that finds its block locked by a write that
+ * will complete takes that write's data instead of waiting.
+ *
+ * A partial write starts here too: it reads the block it will change, and then goes on as a
+ * whole-block write (write-path.c).
+ */
+#include <string.h>
+
+#include "data-vio.h"
+#include "logger.h"
+
+static void read_done(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	if (completion->result != DD_SUCCESS) {
+		vdo_fail_data_vio(data_vio, completion->result);
+		return;
+	}
+	if (data_vio->operation != VDO_REQUEST_READ) {
+		vdo_continue_partial_write(data_vio);
+		return;
+	}
+	memcpy(data_vio->request_data, data_vio->data + data_vio->offset_in_block,
+	       data_vio->length);
+	atomic_fetch_add_explicit(&data_vio->store->reads, 1, memory_order_relaxed);
+	vdo_finish_data_vio(data_vio);
+}
+
+static void zeros(struct data_vio *data_vio)
+{
+	memset(data_vio->data, 0, VDO_BLOCK_SIZE);
+	read_done(&data_vio->completion);
+}
+
+static void block_read(struct vdo_io *io)
+{
+	struct data_vio *data_vio = io->context;
+
+	data_vio->completion.result = io->result;
+	vdo_launch_on(data_vio, read_done, vdo_logical_thread(data_vio));
+}
+
+static void got_mapping(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+	struct vdo_mapping mapping = data_vio->map.mapping;
+
+	if (completion->result != DD_SUCCESS) {
+		vdo_fail_data_vio(data_vio, completion->result);
+		return;
+	}
+	if (!vdo_mapping_uses_storage(mapping)) {
+		zeros(data_vio);
+		return;
+	}
+	if (vdo_is_compressed(mapping.state)) {
+		vdo_fail_data_vio(data_vio,
+		                  dd_log_error_strerror(DD_CORRUPT_DATA,
+		                                        "logical block %llu is mapped "
+		                                        "compressed",
+		                                        (unsigned long long) data_vio->lbn));
+		return;
+	}
+	data_vio->io = (struct vdo_io){ .operation = VDO_IO_READ,
+		                        .block = mapping.pbn,
+		                        .count = 1,
+		                        .buffer = data_vio->data,
+		                        .done = block_read,
+		                        .context = data_vio };
+	vdo_submit_io(data_vio->store->device, &data_vio->io);
+}
+
+static void looked_up(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	if (completion->result != DD_SUCCESS) {
+		vdo_fail_data_vio(data_vio, completion->result);
+		return;
+	}
+	if (data_vio->map.leaf_pbn == 0) {
+		zeros(data_vio);
+		return;
+	}
+	dd_prepare_completion(&data_vio->map.completion, got_mapping, NULL,
+	                      vdo_logical_thread(data_vio), data_vio);
+	vdo_map_operate(data_vio->store->map, &data_vio->map, VDO_MAP_GET);
+}
+
+void vdo_start_read(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	dd_initialize_completion(&data_vio->map.completion, data_vio->store->threads);
+	dd_prepare_completion(&data_vio->map.completion, looked_up, NULL,
+	                      vdo_logical_thread(data_vio), data_vio);
+	data_vio->map.lbn = data_vio->lbn;
+	vdo_map_operate(data_vio->store->map, &data_vio->map, VDO_MAP_LOOKUP);
+}
+
+bool vdo_read_from_holder(struct data_vio *data_vio, struct data_vio *holder)
+{
+	/* A write holding the lock has its whole new block in hand once it is acknowledged. */
+	if ((holder->operation == VDO_REQUEST_READ) || !holder->acknowledged ||
+	    (holder->result != DD_SUCCESS))
+		return false;
+	if (holder->is_zero || holder->is_discard)
+		memset(data_vio->request_data, 0, data_vio->length);
+	else
+		memcpy(data_vio->request_data, holder->data + data_vio->offset_in_block,
+		       data_vio->length);
+	atomic_fetch_add_explicit(&data_vio->store->reads, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&data_vio->store->read_hits_in_flight, 1, memory_order_relaxed);
+	vdo_finish_data_vio(data_vio);
+	return true;
+}

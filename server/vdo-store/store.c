@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Opening, running and closing a volume; see vdo-store.h and vdo.h.
+ *
+ * Open loads the super block, recovers a volume left dirty (recovery.h), makes the zones and
+ * their components, and marks the volume dirty on disk before the first write can reach the
+ * journal. Close waits for every request, drains the block map and the slab depot (which gives
+ * every recovery journal lock back), drains the journal to an empty state, marks every slab
+ * clean in the summary, and writes the super block clean with the journal's new start.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "data-vio.h"
+#include "logger.h"
+#include "memory-alloc.h"
+#include "recovery.h"
+
+enum {
+	DEFAULT_CACHE_PAGES = 32768,
+};
+
+/* --------------------------------------------------------------------------------------------
+ * Read-only mode
+ */
+
+static void save_read_only(struct dd_completion *completion)
+{
+	struct vdo_store *store = completion->parent;
+
+	store->super.state = VDO_STATE_READ_ONLY;
+	if (vdo_save_super_block(store->device, &store->super) != DD_SUCCESS)
+		dd_log_error("cannot record read-only mode in the super block");
+}
+
+void vdo_enter_read_only(struct vdo_store *store, int result)
+{
+	if (atomic_exchange(&store->read_only, true))
+		return;
+	atomic_store(&store->read_only_error, result);
+	dd_log_error_strerror(result, "the volume is read-only from now on");
+	dd_prepare_completion(&store->read_only_completion, save_read_only, NULL,
+	                      store->thread_ids.admin, store);
+	dd_launch_completion(&store->read_only_completion);
+}
+
+void vdo_component_failed(void *store, int result)
+{
+	vdo_enter_read_only(store, result);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Asking zones for journal locks
+ */
+
+static void release_in_zone(struct dd_completion *completion)
+{
+	struct lock_release *release = completion->parent;
+	struct vdo_store *store = release->store;
+	vdo_sequence_t through;
+
+	atomic_store(&release->queued, false);
+	through = atomic_load(&release->through);
+	if (release->logical)
+		vdo_write_map_zone(store->map, release->zone, through);
+	else
+		vdo_commit_depot_zone(store->depot, release->zone, through);
+}
+
+static void ask_zone(struct lock_release *release, vdo_sequence_t through, dd_thread_id_t thread)
+{
+	vdo_sequence_t asked = atomic_load(&release->through);
+
+	while ((through > asked) &&
+	       !atomic_compare_exchange_weak(&release->through, &asked, through))
+		;
+	if (atomic_exchange(&release->queued, true))
+		return;
+	dd_prepare_completion(&release->completion, release_in_zone, NULL, thread, release);
+	dd_launch_completion(&release->completion);
+}
+
+/* Journal thread: the journal is filling up; ask every zone for its locks up to @through. */
+static void release_locks(void *context, vdo_sequence_t through)
+{
+	struct vdo_store *store = context;
+	unsigned int logical = store->thread_ids.logical_count;
+
+	for (unsigned int z = 0; z < logical; z++)
+		ask_zone(&store->releases[z], through, store->thread_ids.logical[z]);
+	for (unsigned int z = 0; z < store->thread_ids.physical_count; z++)
+		ask_zone(&store->releases[logical + z], through, store->thread_ids.physical[z]);
+}
+
+static void notify_journal(void *context)
+{
+	struct vdo_store *store = context;
+
+	vdo_journal_notify(store->journal);
+}
+
+static bool is_data_block(void *context, vdo_pbn_t pbn)
+{
+	struct vdo_store *store = context;
+	uint32_t offset;
+
+	return vdo_depot_slab_of(store->depot, pbn, &offset) != NULL;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Threads
+ */
+
+static int make_threads(struct vdo_store *store)
+{
+	struct vdo_threads *ids = &store->thread_ids;
+	unsigned int count = 0;
+	char names[4 + 2 * VDO_MAX_ZONES][16];
+	const char *pointers[4 + 2 * VDO_MAX_ZONES];
+	struct dd_thread_set_config config;
+
+	ids->logical_count = store->config.logical_zones;
+	ids->physical_count = store->config.physical_zones;
+	ids->journal = count;
+	snprintf(names[count++], sizeof(names[0]), "vdojournal");
+	for (unsigned int z = 0; z < ids->logical_count; z++) {
+		ids->logical[z] = count;
+		snprintf(names[count++], sizeof(names[0]), "vdological%u", z);
+	}
+	for (unsigned int z = 0; z < ids->physical_count; z++) {
+		ids->physical[z] = count;
+		snprintf(names[count++], sizeof(names[0]), "vdophysical%u", z);
+	}
+	ids->summary = count;
+	snprintf(names[count++], sizeof(names[0]), "vdosummary");
+	ids->ack = count;
+	snprintf(names[count++], sizeof(names[0]), "vdoack");
+	ids->admin = count;
+	snprintf(names[count++], sizeof(names[0]), "vdoadmin");
+	for (unsigned int t = 0; t < count; t++)
+		pointers[t] = names[t];
+	config = dd_default_thread_set_config("vdo", count);
+	config.thread_names = pointers;
+	return dd_make_thread_set(&config, &store->threads);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Components
+ */
+
+static int make_logical_zones(struct vdo_store *store)
+{
+	for (unsigned int z = 0; z < store->thread_ids.logical_count; z++) {
+		struct logical_zone *zone = &store->logical[z];
+		int result;
+
+		zone->index = z;
+		zone->thread = store->thread_ids.logical[z];
+		result = vdo_make_lock_table(VDO_DATA_VIO_COUNT, &zone->lbn_locks);
+		if (result == DD_SUCCESS)
+			result = vdo_make_lock_table(VDO_DATA_VIO_COUNT / 4, &zone->slot_locks);
+		if (result != DD_SUCCESS)
+			return result;
+	}
+	return DD_SUCCESS;
+}
+
+static int make_depot(struct vdo_store *store)
+{
+	unsigned int lock_zones[VDO_MAX_ZONES];
+	struct vdo_depot_config config = {
+		.device = store->device,
+		.layout = &store->super.layout,
+		.nonce = store->super.nonce,
+		.threads = store->threads,
+		.summary_thread = store->thread_ids.summary,
+		.zone_count = store->thread_ids.physical_count,
+		.zone_threads = store->thread_ids.physical,
+		.lock_zones = lock_zones,
+		.locks = store->locks,
+		.fail = vdo_component_failed,
+		.fail_context = store,
+	};
+
+	for (unsigned int z = 0; z < config.zone_count; z++)
+		lock_zones[z] = store->thread_ids.logical_count + z;
+	return vdo_load_slab_depot(&config, &store->depot);
+}
+
+static int make_block_map(struct vdo_store *store)
+{
+	unsigned int lock_zones[VDO_MAX_ZONES];
+	uint32_t pages = store->config.block_map_cache_pages;
+	struct vdo_block_map_config config = {
+		.device = store->device,
+		.nonce = store->super.nonce,
+		.root_origin = store->super.layout.root_origin,
+		.logical_blocks = store->super.layout.logical_blocks,
+		.threads = store->threads,
+		.zone_count = store->thread_ids.logical_count,
+		.zone_threads = store->thread_ids.logical,
+		.lock_zones = lock_zones,
+		.locks = store->locks,
+		.leaf_pages_per_zone = (pages + config.zone_count - 1) / config.zone_count,
+		.is_data_block = is_data_block,
+		.fail = vdo_component_failed,
+		.context = store,
+	};
+
+	config.leaf_pages_per_zone =
+	    (pages + store->thread_ids.logical_count - 1) / store->thread_ids.logical_count;
+	for (unsigned int z = 0; z < config.zone_count; z++)
+		lock_zones[z] = z;
+	return vdo_make_block_map(&config, &store->map);
+}
+
+static int make_journal(struct vdo_store *store)
+{
+	struct vdo_journal_config config = {
+		.device = store->device,
+		.nonce = store->super.nonce,
+		.origin = store->super.layout.journal_origin,
+		.size = store->super.layout.journal_blocks,
+		.threads = store->threads,
+		.thread = store->thread_ids.journal,
+		.locks = store->locks,
+		.head = store->super.journal_start,
+		.tail = store->super.journal_tail,
+		.logical_blocks_used = store->super.logical_blocks_used,
+		.block_map_data_blocks = store->super.block_map_data_blocks,
+		.release_locks = release_locks,
+		.fail = vdo_component_failed,
+		.context = store,
+	};
+
+	return vdo_make_recovery_journal(&config, &store->journal);
+}
+
+static int make_components(struct vdo_store *store)
+{
+	unsigned int zones = store->thread_ids.logical_count + store->thread_ids.physical_count;
+	int result = vdo_make_lock_counter(store->super.layout.journal_blocks, zones,
+	                                   notify_journal, store, &store->locks);
+
+	for (unsigned int z = 0; z < zones; z++) {
+		struct lock_release *release = &store->releases[z];
+
+		release->store = store;
+		release->logical = (z < store->thread_ids.logical_count);
+		release->zone = release->logical ? z : z - store->thread_ids.logical_count;
+		dd_initialize_completion(&release->completion, store->threads);
+	}
+	dd_initialize_completion(&store->read_only_completion, store->threads);
+	if (result == DD_SUCCESS)
+		result = make_logical_zones(store);
+	if (result == DD_SUCCESS)
+		result = make_depot(store);
+	if (result == DD_SUCCESS)
+		result = make_block_map(store);
+	if (result == DD_SUCCESS)
+		result = make_journal(store);
+	if (result == DD_SUCCESS)
+		result = vdo_make_flusher(&store->flusher);
+	if (result == DD_SUCCESS)
+		result = vdo_make_data_vio_pool(store);
+	return result;
+}
+
+static void free_store(struct vdo_store *store)
+{
+	if ((store->threads != NULL) &&
+	    (dd_thread_set_wait_until_idle(store->threads) != DD_SUCCESS))
+		dd_log_error("the store's threads did not settle");
+	vdo_free_data_vio_pool(store);
+	if (store->flusher.counts != NULL)
+		vdo_free_flusher(&store->flusher);
+	vdo_free_recovery_journal(store->journal);
+	vdo_free_block_map(store->map);
+	vdo_free_slab_depot(store->depot);
+	for (unsigned int z = 0; z < VDO_MAX_ZONES; z++) {
+		vdo_free_lock_table(&store->logical[z].lbn_locks);
+		vdo_free_lock_table(&store->logical[z].slot_locks);
+	}
+	dd_free_thread_set(store->threads);
+	vdo_free_lock_counter(store->locks);
+	dd_free(store);
+}
+
+static int check_config(struct vdo_store_config *config)
+{
+	config->logical_zones = config->logical_zones ?: 1;
+	config->physical_zones = config->physical_zones ?: 1;
+	config->block_map_cache_pages = config->block_map_cache_pages ?: DEFAULT_CACHE_PAGES;
+	if ((config->logical_zones > VDO_MAX_ZONES) || (config->physical_zones > VDO_MAX_ZONES))
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "at most %u zones of each kind",
+		                             VDO_MAX_ZONES);
+	if (config->block_map_cache_pages < 16 * config->logical_zones)
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "a block map cache of %u pages is too small",
+		                             config->block_map_cache_pages);
+	return DD_SUCCESS;
+}
+
+static int load_volume(struct vdo_store *store)
+{
+	int result = vdo_load_super_block(store->device, &store->super);
+
+	if (result == DD_BAD_MAGIC)
+		return dd_log_error_strerror(result, "%s holds no volume", store->device->name);
+	if (result != DD_SUCCESS)
+		return result;
+	if (store->super.layout.physical_blocks > vdo_device_blocks(store->device))
+		return dd_log_error_strerror(
+		    DD_CORRUPT_DATA, "the volume needs %llu blocks but %s has %llu",
+		    (unsigned long long) store->super.layout.physical_blocks, store->device->name,
+		    (unsigned long long) vdo_device_blocks(store->device));
+	if (store->super.state == VDO_STATE_REBUILDING)
+		return dd_log_error_strerror(
+		    DD_BAD_STATE, "a read-only rebuild of %s did not finish; run it again",
+		    store->device->name);
+	if (store->super.state == VDO_STATE_DIRTY)
+		return vdo_recover(store->device, &store->super);
+	return DD_SUCCESS;
+}
+
+int vdo_store_open(struct block_device *device, const struct vdo_store_config *config,
+                   struct vdo_store **store_ptr)
+{
+	struct vdo_store *store;
+	int result = dd_allocate(sizeof(*store), "store", &store);
+
+	if (result != DD_SUCCESS)
+		return result;
+	store->device = device;
+	if (config != NULL)
+		store->config = *config;
+	result = check_config(&store->config);
+	if (result == DD_SUCCESS)
+		result = load_volume(store);
+	if (result == DD_SUCCESS)
+		result = make_threads(store);
+	if (result == DD_SUCCESS)
+		result = make_components(store);
+	if ((result == DD_SUCCESS) && (store->super.state == VDO_STATE_READ_ONLY)) {
+		atomic_store(&store->read_only, true);
+		dd_log_warning("%s is read-only: only a read-only rebuild makes it writable",
+		               device->name);
+	} else if (result == DD_SUCCESS) {
+		/* From now on a crash needs a recovery. */
+		store->super.state = VDO_STATE_DIRTY;
+		result = vdo_save_super_block(device, &store->super);
+	}
+	if (result != DD_SUCCESS) {
+		free_store(store);
+		return result;
+	}
+	*store_ptr = store;
+	return DD_SUCCESS;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Closing
+ */
+
+/* Work done on one zone's thread for the caller. */
+struct zone_action {
+	struct vdo_store *store;
+	unsigned int zone;
+	struct vdo_journal_stats journal;
+	struct vdo_map_cache_stats map;
+	uint64_t free_blocks;
+};
+
+static void drain_physical(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_drain_depot_zone(action->store->depot, action->zone, completion);
+}
+
+static void drain_logical(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_drain_map_zone(action->store->map, action->zone, completion);
+}
+
+static void drain_journal(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_drain_recovery_journal(action->store->journal, completion);
+}
+
+static void journal_stats(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_get_journal_stats(action->store->journal, &action->journal);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void map_stats(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_get_map_zone_stats(action->store->map, action->zone, &action->map);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void free_block_stats(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	action->free_blocks = vdo_zone_free_blocks(action->store->depot, action->zone);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+/* Write everything out and leave an empty journal. */
+static int drain_all(struct vdo_store *store)
+{
+	struct vdo_threads *ids = &store->thread_ids;
+	int result = DD_SUCCESS;
+
+	for (unsigned int z = 0; z < ids->logical_count; z++) {
+		struct zone_action action = { .store = store, .zone = z };
+		int drained = dd_perform_synchronous_action(store->threads, ids->logical[z],
+		                                            drain_logical, &action);
+
+		result = (result != DD_SUCCESS) ? result : drained;
+	}
+	for (unsigned int z = 0; z < ids->physical_count; z++) {
+		struct zone_action action = { .store = store, .zone = z };
+		int drained = dd_perform_synchronous_action(store->threads, ids->physical[z],
+		                                            drain_physical, &action);
+
+		result = (result != DD_SUCCESS) ? result : drained;
+	}
+	if (result == DD_SUCCESS) {
+		struct zone_action action = { .store = store };
+
+		result = dd_perform_synchronous_action(store->threads, ids->journal, drain_journal,
+		                                       &action);
+	}
+	return result;
+}
+
+static int save_clean(struct vdo_store *store)
+{
+	struct zone_action action = { .store = store };
+	int result = dd_perform_synchronous_action(store->threads, store->thread_ids.journal,
+	                                           journal_stats, &action);
+
+	if (result == DD_SUCCESS)
+		result = vdo_save_depot_summary(store->depot);
+	if (result != DD_SUCCESS)
+		return result;
+	store->super.state = VDO_STATE_CLEAN;
+	store->super.journal_start = action.journal.tail;
+	store->super.journal_tail = action.journal.tail;
+	store->super.logical_blocks_used = action.journal.logical_blocks_used;
+	store->super.block_map_data_blocks = action.journal.block_map_data_blocks;
+	return vdo_save_super_block(store->device, &store->super);
+}
+
+int vdo_store_close(struct vdo_store *store)
+{
+	int result;
+
+	vdo_wait_for_idle_pool(store);
+	result = dd_thread_set_wait_until_idle(store->threads);
+	if ((result == DD_SUCCESS) && !atomic_load(&store->read_only))
+		result = drain_all(store);
+	if ((result == DD_SUCCESS) && !atomic_load(&store->read_only)) {
+		result = dd_thread_set_wait_until_idle(store->threads);
+		if (result == DD_SUCCESS)
+			result = save_clean(store);
+	}
+	if (atomic_load(&store->read_only) && (result == DD_SUCCESS))
+		result = DD_READ_ONLY;
+	free_store(store);
+	return result;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Requests, stats, growth
+ */
+
+void vdo_store_submit(struct vdo_store *store, struct vdo_request *request)
+{
+	vdo_launch_request(store, request);
+}
+
+uint64_t vdo_store_logical_bytes(const struct vdo_store *store)
+{
+	return vdo_map_logical_blocks(store->map) * VDO_BLOCK_SIZE;
+}
+
+bool vdo_store_is_read_only(const struct vdo_store *store)
+{
+	return atomic_load(&store->read_only);
+}
+
+int vdo_store_grow_logical(struct vdo_store *store, uint64_t logical_blocks)
+{
+	struct vdo_layout layout = store->super.layout;
+	int result;
+
+	if (atomic_load(&store->read_only))
+		return DD_READ_ONLY;
+	if (logical_blocks <= layout.logical_blocks)
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "the volume has %llu logical blocks already",
+		                             (unsigned long long) layout.logical_blocks);
+	layout.logical_blocks = logical_blocks;
+	result = vdo_check_layout(&layout);
+	if (result != DD_SUCCESS)
+		return result;
+	store->super.layout = layout;
+	result = vdo_save_super_block(store->device, &store->super);
+	if (result == DD_SUCCESS)
+		vdo_set_logical_blocks(store->map, logical_blocks);
+	return result;
+}
+
+int vdo_store_grow_physical(struct vdo_store *store)
+{
+	struct vdo_layout grown;
+	int result;
+
+	if (atomic_load(&store->read_only))
+		return DD_READ_ONLY;
+	result = vdo_refresh_device_size(store->device);
+	if (result == DD_SUCCESS)
+		result =
+		    vdo_grow_layout(&store->super.layout, vdo_device_blocks(store->device), &grown);
+	if (result == DD_SUCCESS)
+		result = dd_thread_set_wait_until_idle(store->threads);
+	if (result == DD_SUCCESS)
+		result = vdo_grow_slab_depot(store->depot, &grown);
+	if (result != DD_SUCCESS)
+		return result;
+	store->super.layout = grown;
+	return vdo_save_super_block(store->device, &store->super);
+}
+
+/* Run @action on @thread for the stats; a failure leaves zeros. */
+static void gather(struct vdo_store *store, dd_thread_id_t thread, dd_action_fn action,
+                   struct zone_action *parent)
+{
+	if (dd_perform_synchronous_action(store->threads, thread, action, parent) != DD_SUCCESS)
+		dd_log_warning("cannot gather statistics from thread %u", thread);
+}
+
+void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats)
+{
+	struct vdo_threads *ids = &store->thread_ids;
+	const struct vdo_layout *layout = &store->super.layout;
+	struct zone_action action = { .store = store };
+	struct block_device_stats device;
+
+	memset(stats, 0, sizeof(*stats));
+	gather(store, ids->journal, journal_stats, &action);
+	for (unsigned int z = 0; z < ids->logical_count; z++) {
+		action.zone = z;
+		gather(store, ids->logical[z], map_stats, &action);
+		stats->block_map_hits += action.map.hits;
+		stats->block_map_misses += action.map.misses;
+		stats->block_map_reads += action.map.reads;
+		stats->block_map_writes += action.map.writes;
+		stats->block_map_dirty_pages += action.map.dirty_pages;
+	}
+	for (unsigned int z = 0; z < ids->physical_count; z++) {
+		action.zone = z;
+		gather(store, ids->physical[z], free_block_stats, &action);
+		stats->free_blocks += action.free_blocks;
+	}
+	vdo_get_device_stats(store->device, &device);
+	stats->physical_blocks = layout->physical_blocks;
+	stats->logical_blocks = vdo_map_logical_blocks(store->map);
+	/* Block map pages live in data blocks but count as overhead, as in vdostats. */
+	stats->block_map_data_blocks = action.journal.block_map_data_blocks;
+	stats->overhead_blocks_used = vdo_overhead_blocks(layout) + stats->block_map_data_blocks;
+	stats->data_blocks_used =
+	    vdo_data_blocks(layout) - stats->free_blocks - stats->block_map_data_blocks;
+	stats->logical_blocks_used = action.journal.logical_blocks_used;
+	stats->read_only = atomic_load(&store->read_only);
+	stats->operating_mode = stats->read_only ? "read-only" : "normal";
+	stats->recovery_count = store->super.recovery_count;
+	stats->read_only_rebuild_count = store->super.read_only_rebuild_count;
+	stats->reads = atomic_load(&store->reads);
+	stats->writes = atomic_load(&store->writes);
+	stats->zero_writes = atomic_load(&store->zero_writes);
+	stats->partial_writes = atomic_load(&store->partial_writes);
+	stats->discards = atomic_load(&store->discards);
+	stats->flushes = atomic_load(&store->flushes);
+	stats->read_hits_in_flight = atomic_load(&store->read_hits_in_flight);
+	stats->journal_entries = action.journal.entries;
+	stats->journal_writes = action.journal.writes;
+	stats->journal_waits_for_space = action.journal.waits_for_space;
+	stats->journal_head = action.journal.head;
+	stats->journal_tail = action.journal.tail;
+	stats->device_reads = device.reads;
+	stats->device_writes = device.writes;
+	stats->device_flushes = device.flushes;
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The data store's API: a volume of 4 KiB logical blocks over backing storage, for frontends
+ * (iSCSI, ublk, NBD) and tools.
+ *
+ * Requests are asynchronous: vdo_store_submit() takes a request and calls its callback once,
+ * later, on the store's acknowledgement thread. A write is acknowledged as soon as the store can
+ * be sure to complete it (its block is allocated); like a disk's write cache, an acknowledged
+ * write is durable only after a flush completes, or when it was written with VDO_REQUEST_FUA.
+ * A read sees every write acknowledged before it was submitted.
+ *
+ * Offsets and lengths are in bytes, multiples of 512; a request may span blocks. Writes that do
+ * not cover whole blocks read the rest of the block first. Discards unmap whole blocks and zero
+ * the covered parts of partial ones. Writes of zeros use no storage.
+ *
+ * Each request needs a data_vio per block it touches from a fixed pool of 2048; submit waits
+ * (blocks its caller) while the pool is empty, which is the store's back-pressure.
+ *
+ * A volume whose metadata fails becomes read-only: reads go on, writes and discards fail with
+ * DD_READ_ONLY, and the state survives restarts until an explicit read-only rebuild.
+ */
+#ifndef VDO_STORE_H
+#define VDO_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block-device.h"
+#include "errors.h"
+
+struct vdo_store;
+
+struct vdo_store_config {
+	/* Zones, each a thread (0: 1 logical, 1 physical). */
+	unsigned int logical_zones;
+	unsigned int physical_zones;
+	/* Block map leaf pages cached, in all (0: 32768, 128 MiB). */
+	uint32_t block_map_cache_pages;
+};
+
+enum vdo_request_operation {
+	VDO_REQUEST_READ = 0,
+	VDO_REQUEST_WRITE,
+	VDO_REQUEST_FLUSH,
+	VDO_REQUEST_DISCARD,
+};
+
+enum {
+	/* Write: complete only once the data is durable. */
+	VDO_REQUEST_FUA = 1,
+};
+
+struct vdo_request;
+typedef void (*vdo_request_callback)(struct vdo_request *request);
+
+struct vdo_request {
+	enum vdo_request_operation operation;
+	unsigned int flags;
+	uint64_t offset;
+	uint64_t length;
+	/* Reads fill it, writes take their data from it; length bytes. */
+	void *buffer;
+	vdo_request_callback callback;
+	/* Set before the callback: DD_SUCCESS, DD_READ_ONLY, ENOSPC (no space left for a write),
+	 * DD_OUT_OF_RANGE, DD_INVALID_ARGUMENT, or an I/O error. */
+	int result;
+	void *context;
+	/* The store's. */
+	uint64_t pending;
+	int first_error;
+};
+
+struct vdo_store_stats {
+	/* vdostats' fields. */
+	uint64_t physical_blocks;
+	uint64_t logical_blocks;
+	uint64_t data_blocks_used;
+	uint64_t overhead_blocks_used;
+	uint64_t logical_blocks_used;
+	uint64_t free_blocks;
+	bool read_only;
+	const char *operating_mode;
+	uint32_t recovery_count;
+	uint32_t read_only_rebuild_count;
+	/* Requests. */
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t zero_writes;
+	uint64_t partial_writes;
+	uint64_t discards;
+	uint64_t flushes;
+	uint64_t read_hits_in_flight;
+	/* Journals and caches. */
+	uint64_t journal_entries;
+	uint64_t journal_writes;
+	uint64_t journal_waits_for_space;
+	uint64_t journal_head;
+	uint64_t journal_tail;
+	uint64_t block_map_hits;
+	uint64_t block_map_misses;
+	uint64_t block_map_reads;
+	uint64_t block_map_writes;
+	uint64_t block_map_dirty_pages;
+	uint64_t block_map_data_blocks;
+	uint64_t device_reads;
+	uint64_t device_writes;
+	uint64_t device_flushes;
+};
+
+/**
+ * vdo_store_open() - Open the volume on @device. A volume left dirty by a crash is recovered
+ *                    first (its journal replayed); a read-only one opens read-only.
+ *
+ * Return: DD_SUCCESS, DD_BAD_MAGIC (no volume), DD_CORRUPT_DATA (damaged beyond recovery: use
+ *         a read-only rebuild), or an I/O error.
+ */
+int DD_MUST_CHECK vdo_store_open(struct block_device *device, const struct vdo_store_config *config,
+                                 struct vdo_store **store_ptr);
+
+/**
+ * vdo_store_close() - Finish every request, write everything and mark the volume clean (or
+ *                     leave it read-only), then free @store. The device stays open.
+ */
+int vdo_store_close(struct vdo_store *store);
+
+/** vdo_store_submit() - Start @request; see above. Never call from a callback. */
+void vdo_store_submit(struct vdo_store *store, struct vdo_request *request);
+
+/** vdo_store_get_stats() - A snapshot of the counters. */
+void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats);
+
+/** vdo_store_logical_bytes() - The volume's size as hosts see it. */
+uint64_t vdo_store_logical_bytes(const struct vdo_store *store);
+
+/** vdo_store_is_read_only() - Whether the volume has gone read-only. */
+bool vdo_store_is_read_only(const struct vdo_store *store);
+
+/**
+ * vdo_store_grow_logical() - Make the volume @logical_blocks long (more than now); no request
+ *                            may be in flight.
+ */
+int DD_MUST_CHECK vdo_store_grow_logical(struct vdo_store *store, uint64_t logical_blocks);
+
+/**
+ * vdo_store_grow_physical() - Use the storage the device has grown to (whole new slabs); no
+ *                             request may be in flight.
+ */
+int DD_MUST_CHECK vdo_store_grow_physical(struct vdo_store *store);
+
+#endif /* VDO_STORE_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Inside the store: its zones and what they own.
+ *
+ * Threads (one thread set):
+ *   journal      the recovery journal
+ *   logical n    block map trees t % L == n, their page cache, and the locks on logical blocks
+ *                and on block map slots being filled
+ *   physical n   slabs s % P == n: reference counts, slab journals, allocation
+ *   summary      the slab summary
+ *   ack          request callbacks, so that a caller's code never runs on a zone thread
+ *   admin        read-only mode's super block write, and messages the zones do not own
+ *
+ * Work moves between them as completions (completion.h): a data_vio (data-vio.h) carries one
+ * block of a request through the zones, one step on each thread, as dm-vdo's design describes.
+ */
+#ifndef VDO_INTERNAL_H
+#define VDO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "block-map.h"
+#include "lock-counter.h"
+#include "recovery-journal.h"
+#include "slab-depot.h"
+#include "super-block.h"
+#include "vdo-store.h"
+#include "work-queue.h"
+#include "zone-lock.h"
+
+enum {
+	VDO_MAX_ZONES = 16,
+	/* Discards in flight at most, so that a huge discard cannot take the whole pool. */
+	VDO_MAX_DISCARDS = VDO_DATA_VIO_COUNT / 4,
+};
+
+struct data_vio;
+
+struct vdo_threads {
+	dd_thread_id_t journal;
+	dd_thread_id_t summary;
+	dd_thread_id_t ack;
+	dd_thread_id_t admin;
+	dd_thread_id_t logical[VDO_MAX_ZONES];
+	dd_thread_id_t physical[VDO_MAX_ZONES];
+	unsigned int logical_count;
+	unsigned int physical_count;
+};
+
+struct logical_zone {
+	unsigned int index;
+	dd_thread_id_t thread;
+	struct vdo_lock_table lbn_locks;
+	struct vdo_lock_table slot_locks;
+};
+
+/* A message asking a zone to give back journal locks; at most one in flight per zone. */
+struct lock_release {
+	struct vdo_store *store;
+	unsigned int zone;
+	bool logical;
+	atomic_bool queued;
+	_Atomic vdo_sequence_t through;
+	struct dd_completion completion;
+};
+
+/* Flushes wait for the writes acknowledged before them to be committed. */
+struct flusher {
+	pthread_mutex_t mutex;
+	uint64_t generation;
+	/* Writes acknowledged and not committed, per generation (a ring). */
+	uint64_t *counts;
+	uint64_t oldest;
+	struct data_vio *waiters;
+	struct data_vio *last_waiter;
+};
+
+struct data_vio_pool {
+	pthread_mutex_t mutex;
+	pthread_cond_t available;
+	pthread_cond_t idle;
+	struct data_vio *vios;
+	struct data_vio *free;
+	uint32_t busy;
+	uint32_t discards;
+};
+
+struct vdo_store {
+	struct block_device *device;
+	struct vdo_super_block super;
+	struct vdo_store_config config;
+	struct dd_thread_set *threads;
+	struct vdo_threads thread_ids;
+	struct vdo_lock_counter *locks;
+	struct vdo_recovery_journal *journal;
+	struct vdo_slab_depot *depot;
+	struct vdo_block_map *map;
+	struct logical_zone logical[VDO_MAX_ZONES];
+	struct lock_release releases[2 * VDO_MAX_ZONES];
+	struct data_vio_pool pool;
+	struct flusher flusher;
+	atomic_bool read_only;
+	atomic_int read_only_error;
+	struct dd_completion read_only_completion;
+	atomic_uint next_zone;
+	/* Counters, updated with relaxed atomics. */
+	atomic_uint_fast64_t reads;
+	atomic_uint_fast64_t writes;
+	atomic_uint_fast64_t zero_writes;
+	atomic_uint_fast64_t partial_writes;
+	atomic_uint_fast64_t discards;
+	atomic_uint_fast64_t flushes;
+	atomic_uint_fast64_t read_hits_in_flight;
+};
+
+/** vdo_enter_read_only() - Any thread: an unrecoverable error; stop all writes. */
+void vdo_enter_read_only(struct vdo_store *store, int result);
+
+/* The failure hook every component gets. */
+void vdo_component_failed(void *store, int result);
+
+#endif /* VDO_INTERNAL_H */
