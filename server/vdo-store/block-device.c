@@ -144,6 +144,11 @@ int vdo_refresh_device_size(struct block_device *device)
 	return DD_SUCCESS;
 }
 
+bool vdo_drain_device(struct block_device *device)
+{
+	return device->operations->drain(device);
+}
+
 void vdo_get_device_stats(struct block_device *device, struct block_device_stats *stats)
 {
 	const struct block_device_stats *from = &device->stats;

@@ -82,6 +82,9 @@ struct block_device_operations {
 	void (*submit)(struct block_device *device, struct vdo_io *io);
 	/* Learn the size again after the storage grew; return the new size in blocks. */
 	int (*refresh_size)(struct block_device *device, uint64_t *blocks_ptr);
+	/* Wait until every request submitted has been called back and its done has returned;
+	 * return whether any had to be waited for. */
+	bool (*drain)(struct block_device *device);
 	void (*close)(struct block_device *device);
 };
 
@@ -123,6 +126,14 @@ uint64_t vdo_device_blocks(const struct block_device *device);
 
 /** vdo_refresh_device_size() - Learn the size of @device again (after it grew). */
 int DD_MUST_CHECK vdo_refresh_device_size(struct block_device *device);
+
+/**
+ * vdo_drain_device() - Wait until every request submitted to @device has completed and its done
+ *                      callback has returned.
+ *
+ * Return: true if there was anything to wait for.
+ */
+bool vdo_drain_device(struct block_device *device);
 
 /** vdo_get_device_stats() - A snapshot of @device's counters. */
 void vdo_get_device_stats(struct block_device *device, struct block_device_stats *stats);

@@ -264,9 +264,9 @@ void vdo_acknowledge(struct data_vio *data_vio)
 	struct vdo_store *store = data_vio->store;
 	int expected = DD_SUCCESS;
 
-	if (data_vio->acknowledged)
+	if (atomic_load_explicit(&data_vio->acknowledged, memory_order_relaxed))
 		return;
-	data_vio->acknowledged = true;
+	atomic_store_explicit(&data_vio->acknowledged, true, memory_order_release);
 	if (data_vio->result != DD_SUCCESS)
 		__atomic_compare_exchange_n(&request->first_error, &expected, data_vio->result,
 		                            false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
@@ -306,8 +306,9 @@ void vdo_acquire_logical_lock(struct data_vio *data_vio, dd_action_fn next)
 	struct logical_zone *zone = &data_vio->store->logical[data_vio->logical_zone];
 	struct vdo_zone_lock *holder = vdo_lock_holder(&zone->lbn_locks, data_vio->lbn);
 
+	/* Only the newest write to the block, with nobody queued behind it, has the data. */
 	if ((data_vio->operation == VDO_REQUEST_READ) && (holder != NULL) &&
-	    vdo_read_from_holder(data_vio, holder_of(holder)))
+	    (holder->first_waiter == NULL) && vdo_read_from_holder(data_vio, holder_of(holder)))
 		return;
 	/* When a holder lets go, it launches the waiter with this callback. */
 	dd_set_completion_callback(&data_vio->completion, next, zone->thread);

@@ -70,8 +70,10 @@ struct data_vio {
 	atomic_uint updates_left;
 	/* The data read or written. */
 	struct vdo_io io;
-	/* Acknowledgement and flushes. */
-	bool acknowledged;
+	/* Acknowledgement and flushes. Readers of the same block look at acknowledged from the
+	 * logical zone's thread (vdo_read_from_holder()): everything a write sets before it is
+	 * acknowledged is theirs to read once they see it set. */
+	atomic_bool acknowledged;
 	bool committed;
 	bool counted_for_flush;
 	uint64_t flush_generation;

@@ -310,6 +310,19 @@ static int file_refresh_size(struct block_device *device, uint64_t *blocks_ptr)
 	return measure(as_file(device), blocks_ptr);
 }
 
+static bool file_drain(struct block_device *device)
+{
+	struct file_device *file = as_file(device);
+	bool waited;
+
+	pthread_mutex_lock(&file->mutex);
+	waited = (file->in_flight > 0);
+	while (file->in_flight > 0)
+		pthread_cond_wait(&file->idle, &file->mutex);
+	pthread_mutex_unlock(&file->mutex);
+	return waited;
+}
+
 static void stop_threads(struct file_device *file)
 {
 	pthread_mutex_lock(&file->mutex);
@@ -356,6 +369,7 @@ static void file_close(struct block_device *device)
 static const struct block_device_operations file_operations = {
 	.submit = file_submit,
 	.refresh_size = file_refresh_size,
+	.drain = file_drain,
 	.close = file_close,
 };
 

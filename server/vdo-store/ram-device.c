@@ -252,6 +252,18 @@ static void wait_for_idle(struct ram_device *ram)
 		pthread_cond_wait(&ram->idle, &ram->mutex);
 }
 
+static bool ram_drain(struct block_device *device)
+{
+	struct ram_device *ram = as_ram(device);
+	bool waited;
+
+	pthread_mutex_lock(&ram->mutex);
+	waited = (ram->in_flight > 0);
+	wait_for_idle(ram);
+	pthread_mutex_unlock(&ram->mutex);
+	return waited;
+}
+
 static int ram_refresh_size(struct block_device *device, uint64_t *blocks_ptr)
 {
 	struct ram_device *ram = as_ram(device);
@@ -294,6 +306,7 @@ static void ram_close(struct block_device *device)
 static const struct block_device_operations ram_operations = {
 	.submit = ram_submit,
 	.refresh_size = ram_refresh_size,
+	.drain = ram_drain,
 	.close = ram_close,
 };
 

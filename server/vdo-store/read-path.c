@@ -107,9 +107,10 @@ void vdo_start_read(struct dd_completion *completion)
 
 bool vdo_read_from_holder(struct data_vio *data_vio, struct data_vio *holder)
 {
-	/* A write holding the lock has its whole new block in hand once it is acknowledged. */
-	if ((holder->operation == VDO_REQUEST_READ) || !holder->acknowledged ||
-	    (holder->result != DD_SUCCESS))
+	/* A write holding the lock has its whole new block in hand once it is acknowledged, and
+	 * then will complete (or the volume goes read-only). */
+	if ((holder->operation == VDO_REQUEST_READ) ||
+	    !atomic_load_explicit(&holder->acknowledged, memory_order_acquire))
 		return false;
 	if (holder->is_zero || holder->is_discard)
 		memset(data_vio->request_data, 0, data_vio->length);

@@ -115,7 +115,7 @@ static int make_threads(struct vdo_store *store)
 {
 	struct vdo_threads *ids = &store->thread_ids;
 	unsigned int count = 0;
-	char names[4 + 2 * VDO_MAX_ZONES][16];
+	char names[4 + 2 * VDO_MAX_ZONES][32];
 	const char *pointers[4 + 2 * VDO_MAX_ZONES];
 	struct dd_thread_set_config config;
 
@@ -125,11 +125,11 @@ static int make_threads(struct vdo_store *store)
 	snprintf(names[count++], sizeof(names[0]), "vdojournal");
 	for (unsigned int z = 0; z < ids->logical_count; z++) {
 		ids->logical[z] = count;
-		snprintf(names[count++], sizeof(names[0]), "vdological%u", z);
+		snprintf(names[count++], sizeof(names[0]), "vdolog%u", z);
 	}
 	for (unsigned int z = 0; z < ids->physical_count; z++) {
 		ids->physical[z] = count;
-		snprintf(names[count++], sizeof(names[0]), "vdophysical%u", z);
+		snprintf(names[count++], sizeof(names[0]), "vdophys%u", z);
 	}
 	ids->summary = count;
 	snprintf(names[count++], sizeof(names[0]), "vdosummary");
@@ -266,11 +266,20 @@ static int make_components(struct vdo_store *store)
 	return result;
 }
 
+/* Wait until neither the zones nor the device have anything of ours in flight. */
+static void settle(struct vdo_store *store)
+{
+	if (store->threads == NULL)
+		return;
+	do {
+		if (dd_thread_set_wait_until_idle(store->threads) != DD_SUCCESS)
+			dd_log_error("the store's threads did not settle");
+	} while (vdo_drain_device(store->device));
+}
+
 static void free_store(struct vdo_store *store)
 {
-	if ((store->threads != NULL) &&
-	    (dd_thread_set_wait_until_idle(store->threads) != DD_SUCCESS))
-		dd_log_error("the store's threads did not settle");
+	settle(store);
 	vdo_free_data_vio_pool(store);
 	if (store->flusher.counts != NULL)
 		vdo_free_flusher(&store->flusher);
@@ -489,6 +498,12 @@ int vdo_store_close(struct vdo_store *store)
 void vdo_store_submit(struct vdo_store *store, struct vdo_request *request)
 {
 	vdo_launch_request(store, request);
+}
+
+void vdo_store_wait_for_idle(struct vdo_store *store)
+{
+	vdo_wait_for_idle_pool(store);
+	settle(store);
 }
 
 uint64_t vdo_store_logical_bytes(const struct vdo_store *store)

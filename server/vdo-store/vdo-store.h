@@ -126,6 +126,13 @@ int vdo_store_close(struct vdo_store *store);
 /** vdo_store_submit() - Start @request; see above. Never call from a callback. */
 void vdo_store_submit(struct vdo_store *store, struct vdo_request *request);
 
+/**
+ * vdo_store_wait_for_idle() - Wait until every request submitted so far has finished all its
+ *                             work (not only been called back: writes go on after their
+ *                             acknowledgement).
+ */
+void vdo_store_wait_for_idle(struct vdo_store *store);
+
 /** vdo_store_get_stats() - A snapshot of the counters. */
 void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats);
 

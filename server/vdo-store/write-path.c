@@ -276,7 +276,7 @@ static void data_written(struct vdo_io *io)
 
 	if (io->result != DD_SUCCESS) {
 		/* The write may have been acknowledged: its data is lost. */
-		if (data_vio->acknowledged)
+		if (atomic_load(&data_vio->acknowledged))
 			vdo_enter_read_only(data_vio->store, io->result);
 		fail(data_vio, io->result);
 		return;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "block-device.h"
 #include "errors.h"
 #include "format.h"
@@ -121,6 +123,7 @@ static void test_basic_requests(void **state)
 	assert_success(do_request(store, VDO_REQUEST_READ, 0, 7 * BLOCK, 3 * BLOCK, out));
 	assert_memory_equal(out, data, 3 * BLOCK);
 	/* Zero blocks use no storage; a discard unmaps. */
+	vdo_store_wait_for_idle(store);
 	vdo_store_get_stats(store, &stats);
 	assert_int_equal(stats.logical_blocks_used, 3);
 	assert_int_equal(stats.data_blocks_used, 3);
@@ -129,6 +132,7 @@ static void test_basic_requests(void **state)
 	    do_request(store, VDO_REQUEST_WRITE, VDO_REQUEST_FUA, 7 * BLOCK, BLOCK, data));
 	assert_success(do_request(store, VDO_REQUEST_DISCARD, 0, 9 * BLOCK, BLOCK, NULL));
 	assert_success(do_request(store, VDO_REQUEST_FLUSH, 0, 0, 0, NULL));
+	vdo_store_wait_for_idle(store);
 	vdo_store_get_stats(store, &stats);
 	assert_int_equal(stats.logical_blocks_used, 1);
 	assert_int_equal(stats.data_blocks_used, 1);
@@ -160,10 +164,405 @@ static void test_basic_requests(void **state)
 	dd_free(out);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * A model of the volume and random requests
+ */
+
+struct model {
+	uint64_t blocks;
+	uint8_t *data;
+	/* Hashes each block may hold after a power cut. */
+	uint64_t **candidates;
+	uint32_t *candidate_counts;
+	uint64_t seed;
+};
+
+static uint64_t next_random(struct model *model)
+{
+	uint64_t z = (model->seed += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t hash_block(const uint8_t *block)
+{
+	return XXH64(block, BLOCK, 0);
+}
+
+static void make_model(struct model *model, uint64_t blocks, uint64_t seed)
+{
+	*model = (struct model){ .blocks = blocks, .seed = seed };
+	model->data = calloc(blocks, BLOCK);
+	model->candidates = calloc(blocks, sizeof(*model->candidates));
+	model->candidate_counts = calloc(blocks, sizeof(*model->candidate_counts));
+	for (uint64_t b = 0; b < blocks; b++) {
+		model->candidates[b] = malloc(sizeof(uint64_t));
+		model->candidates[b][0] = hash_block(model->data + b * BLOCK);
+		model->candidate_counts[b] = 1;
+	}
+}
+
+static void free_model(struct model *model)
+{
+	for (uint64_t b = 0; b < model->blocks; b++)
+		free(model->candidates[b]);
+	free(model->candidates);
+	free(model->candidate_counts);
+	free(model->data);
+}
+
+/* The block's current value may be what a power cut leaves. */
+static void add_candidate(struct model *model, uint64_t block)
+{
+	uint32_t *count = &model->candidate_counts[block];
+
+	model->candidates[block] =
+	    realloc(model->candidates[block], (*count + 1) * sizeof(uint64_t));
+	model->candidates[block][(*count)++] = hash_block(model->data + block * BLOCK);
+}
+
+/* Everything in the model now is durable. */
+static void model_flushed(struct model *model, uint64_t first, uint64_t count)
+{
+	for (uint64_t b = first; b < first + count; b++) {
+		model->candidate_counts[b] = 1;
+		model->candidates[b][0] = hash_block(model->data + b * BLOCK);
+	}
+}
+
+/* One request in flight, with what a read must return. */
+struct flight {
+	struct vdo_request request;
+	uint8_t *buffer;
+	uint8_t *expected;
+	struct flights *owner;
+	bool done;
+};
+
+struct flights {
+	pthread_mutex_t mutex;
+	pthread_cond_t cond;
+	unsigned int outstanding;
+	unsigned int mismatches;
+	unsigned int errors;
+	bool expect_errors;
+};
+
+static void flight_done(struct vdo_request *request)
+{
+	struct flight *flight = request->context;
+	struct flights *flights = flight->owner;
+
+	pthread_mutex_lock(&flights->mutex);
+	if (request->result != DD_SUCCESS)
+		flights->errors++;
+	else if ((request->operation == VDO_REQUEST_READ) &&
+	         (memcmp(flight->buffer, flight->expected, request->length) != 0))
+		flights->mismatches++;
+	flight->done = true;
+	flights->outstanding--;
+	pthread_cond_broadcast(&flights->cond);
+	pthread_mutex_unlock(&flights->mutex);
+}
+
+static void wait_all(struct flights *flights)
+{
+	pthread_mutex_lock(&flights->mutex);
+	while (flights->outstanding > 0)
+		pthread_cond_wait(&flights->cond, &flights->mutex);
+	pthread_mutex_unlock(&flights->mutex);
+}
+
+/* Make a random request (not a flush), apply it to the model, and start it. */
+static void start_random(struct vdo_store *store, struct model *model, struct flight *flight,
+                         struct flights *flights)
+{
+	uint64_t choice = next_random(model) % 100;
+	uint64_t first = next_random(model) % model->blocks;
+	uint64_t count = 1 + next_random(model) % 3;
+	uint64_t offset;
+	uint64_t length;
+	enum vdo_request_operation operation;
+	unsigned int flags = 0;
+
+	if (first + count > model->blocks)
+		count = model->blocks - first;
+	offset = first * BLOCK;
+	length = count * BLOCK;
+	if (choice < 15) {
+		/* A partial write or discard: a run of sectors within the blocks. */
+		uint64_t sectors = count * (BLOCK / 512);
+		uint64_t start = next_random(model) % sectors;
+		uint64_t run = 1 + next_random(model) % (sectors - start);
+
+		offset += start * 512;
+		length = run * 512;
+	}
+	if (choice < 40)
+		operation = VDO_REQUEST_WRITE;
+	else if (choice < 50)
+		operation = VDO_REQUEST_DISCARD;
+	else
+		operation = VDO_REQUEST_READ;
+	if ((operation == VDO_REQUEST_WRITE) && (next_random(model) % 10 == 0))
+		flags = VDO_REQUEST_FUA;
+	if (operation == VDO_REQUEST_WRITE) {
+		bool zeros = (next_random(model) % 8 == 0);
+
+		for (uint64_t i = 0; i < length; i += 8)
+			memcpy(flight->buffer + i, &(uint64_t){ zeros ? 0 : next_random(model) },
+			       8);
+		memcpy(model->data + offset, flight->buffer, length);
+	} else if (operation == VDO_REQUEST_DISCARD) {
+		memset(model->data + offset, 0, length);
+	} else {
+		memcpy(flight->expected, model->data + offset, length);
+	}
+	if (operation != VDO_REQUEST_READ) {
+		for (uint64_t b = offset / BLOCK; b <= (offset + length - 1) / BLOCK; b++)
+			add_candidate(model, b);
+	}
+	flight->request = (struct vdo_request){ .operation = operation,
+		                                .flags = flags,
+		                                .offset = offset,
+		                                .length = length,
+		                                .buffer = flight->buffer,
+		                                .callback = flight_done,
+		                                .context = flight };
+	flight->owner = flights;
+	flight->done = false;
+	pthread_mutex_lock(&flights->mutex);
+	flights->outstanding++;
+	pthread_mutex_unlock(&flights->mutex);
+	vdo_store_submit(store, &flight->request);
+}
+
+/* Run @count random requests, @window at a time; flush now and then. */
+static void run_random(struct vdo_store *store, struct model *model, unsigned int count,
+                       unsigned int window, struct flights *flights)
+{
+	struct flight *slots = calloc(window, sizeof(*slots));
+
+	for (unsigned int w = 0; w < window; w++) {
+		slots[w].buffer = malloc(4 * BLOCK);
+		slots[w].expected = malloc(4 * BLOCK);
+		slots[w].done = true;
+	}
+	for (unsigned int n = 0; n < count; n++) {
+		struct flight *flight = &slots[n % window];
+
+		pthread_mutex_lock(&flights->mutex);
+		while (!flight->done)
+			pthread_cond_wait(&flights->cond, &flights->mutex);
+		pthread_mutex_unlock(&flights->mutex);
+		if (next_random(model) % 50 == 0) {
+			wait_all(flights);
+			if (do_request(store, VDO_REQUEST_FLUSH, 0, 0, 0, NULL) == DD_SUCCESS)
+				model_flushed(model, 0, model->blocks);
+		}
+		start_random(store, model, flight, flights);
+	}
+	wait_all(flights);
+	for (unsigned int w = 0; w < window; w++) {
+		free(slots[w].buffer);
+		free(slots[w].expected);
+	}
+	free(slots);
+}
+
+/* Every block reads as the model says. */
+static void check_volume(struct vdo_store *store, const struct model *model)
+{
+	uint8_t *out = malloc(64 * BLOCK);
+
+	for (uint64_t b = 0; b < model->blocks; b += 64) {
+		uint64_t count = (model->blocks - b < 64) ? model->blocks - b : 64;
+
+		assert_success(
+		    do_request(store, VDO_REQUEST_READ, 0, b * BLOCK, count * BLOCK, out));
+		for (uint64_t i = 0; i < count; i++) {
+			if (memcmp(out + i * BLOCK, model->data + (b + i) * BLOCK, BLOCK) != 0)
+				fail_msg("block %llu differs from the model",
+				         (unsigned long long) (b + i));
+		}
+	}
+	free(out);
+}
+
+/* Mapped blocks (non-zero ones) and blocks in use agree: nothing leaked, nothing shared. */
+static void check_accounting(struct vdo_store *store, const struct model *model)
+{
+	struct vdo_store_stats stats;
+	uint64_t nonzero = 0;
+
+	for (uint64_t b = 0; b < model->blocks; b++) {
+		const uint8_t *block = model->data + b * BLOCK;
+
+		for (int i = 0; i < BLOCK; i++) {
+			if (block[i] != 0) {
+				nonzero++;
+				break;
+			}
+		}
+	}
+	vdo_store_wait_for_idle(store);
+	vdo_store_get_stats(store, &stats);
+	assert_int_equal(stats.logical_blocks_used, nonzero);
+	assert_int_equal(stats.data_blocks_used, nonzero);
+}
+
+static void test_random_workload(void **state)
+{
+	enum {
+		LOGICAL = 3000
+	};
+
+	(void) state;
+	for (unsigned int zones = 1; zones <= 2; zones++) {
+		struct block_device *device = formatted_device(DEVICE_BLOCKS, LOGICAL);
+		struct vdo_store *store = open_store(device, zones);
+		struct flights flights = { .mutex = PTHREAD_MUTEX_INITIALIZER,
+			                   .cond = PTHREAD_COND_INITIALIZER };
+		struct model model;
+
+		make_model(&model, LOGICAL, 17 + zones);
+		run_random(store, &model, 20000, 64, &flights);
+		assert_int_equal(flights.errors, 0);
+		assert_int_equal(flights.mismatches, 0);
+		check_volume(store, &model);
+		check_accounting(store, &model);
+		assert_success(vdo_store_close(store));
+		store = open_store(device, 3 - zones);
+		check_volume(store, &model);
+		check_accounting(store, &model);
+		assert_success(vdo_store_close(store));
+		vdo_close_device(device);
+		free_model(&model);
+	}
+}
+
+static void test_out_of_space(void **state)
+{
+	/* Far more logical blocks than data blocks. */
+	struct block_device *device = formatted_device(4096, 1 << 20);
+	struct vdo_store *store = open_store(device, 1);
+	uint8_t *data = malloc(BLOCK);
+	uint64_t written = 0;
+	int result = DD_SUCCESS;
+
+	(void) state;
+	for (uint64_t b = 0; result == DD_SUCCESS; b++) {
+		fill_block(data, b + 1);
+		result = do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK, data);
+		written += (result == DD_SUCCESS);
+	}
+	assert_int_equal(result, ENOSPC);
+	assert_true(written > 3000);
+	/* Zero writes and discards still work, and free room. */
+	memset(data, 0, BLOCK);
+	assert_success(do_request(store, VDO_REQUEST_WRITE, 0, 0, BLOCK, data));
+	assert_success(do_request(store, VDO_REQUEST_DISCARD, 0, BLOCK, BLOCK, NULL));
+	/* The blocks are free once the requests have finished, a little after their callbacks. */
+	vdo_store_wait_for_idle(store);
+	fill_block(data, 7);
+	assert_success(do_request(store, VDO_REQUEST_WRITE, 0, (written + 5) * BLOCK, BLOCK, data));
+	assert_success(vdo_store_close(store));
+	vdo_close_device(device);
+	free(data);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Power cuts
+ */
+
+static void check_candidates(struct vdo_store *store, const struct model *model)
+{
+	uint8_t *out = malloc(BLOCK);
+
+	for (uint64_t b = 0; b < model->blocks; b++) {
+		uint64_t hash;
+		bool found = false;
+
+		assert_success(do_request(store, VDO_REQUEST_READ, 0, b * BLOCK, BLOCK, out));
+		hash = hash_block(out);
+		for (uint32_t c = 0; c < model->candidate_counts[b]; c++)
+			found = found || (model->candidates[b][c] == hash);
+		if (!found)
+			fail_msg(
+			    "block %llu holds a value never written to it, or lost a flushed one",
+			    (unsigned long long) b);
+	}
+	free(out);
+}
+
+/* Make the model what the volume holds now (after a recovery, as the new baseline). */
+static void adopt_volume(struct vdo_store *store, struct model *model)
+{
+	for (uint64_t b = 0; b < model->blocks; b++)
+		assert_success(do_request(store, VDO_REQUEST_READ, 0, b * BLOCK, BLOCK,
+		                          model->data + b * BLOCK));
+	model_flushed(model, 0, model->blocks);
+}
+
+static void test_power_cuts(void **state)
+{
+	enum {
+		LOGICAL = 2000
+	};
+
+	(void) state;
+	for (uint64_t seed = 1; seed <= 10; seed++) {
+		struct block_device *device = formatted_device(DEVICE_BLOCKS, LOGICAL);
+		struct vdo_store *store = open_store(device, 1 + seed % 2);
+		struct flights flights = { .mutex = PTHREAD_MUTEX_INITIALIZER,
+			                   .cond = PTHREAD_COND_INITIALIZER };
+		struct block_device *survivor;
+		struct model model;
+		struct vdo_store_stats stats;
+
+		make_model(&model, LOGICAL, seed * 7919);
+		/* Two cuts in a row, the second one after a recovery. */
+		for (int cut = 0; cut < 2; cut++) {
+			run_random(store, &model, 1500 + 300 * (unsigned int) seed, 32, &flights);
+			assert_int_equal(flights.mismatches, 0);
+			assert_success(vdo_ram_device_crash(
+			    device, (seed % 3 == 0) ? RAM_CRASH_DROP_ALL : RAM_CRASH_RANDOM,
+			    seed * 31 + (uint64_t) cut, &survivor));
+			/* The old store finds no power; it must still go away. */
+			(void) vdo_store_close(store);
+			vdo_close_device(device);
+			device = survivor;
+			store = open_store(device, 1 + (seed + (uint64_t) cut) % 2);
+			vdo_store_get_stats(store, &stats);
+			assert_int_equal(stats.recovery_count, (uint32_t) cut + 1);
+			assert_false(stats.read_only);
+			check_candidates(store, &model);
+			adopt_volume(store, &model);
+			check_accounting(store, &model);
+		}
+		/* And it goes on working. */
+		run_random(store, &model, 1000, 16, &flights);
+		assert_int_equal(flights.mismatches, 0);
+		assert_int_equal(flights.errors, 0);
+		assert_success(vdo_store_close(store));
+		store = open_store(device, 1);
+		check_volume(store, &model);
+		check_accounting(store, &model);
+		assert_success(vdo_store_close(store));
+		vdo_close_device(device);
+		free_model(&model);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic_requests),
+		cmocka_unit_test(test_random_workload),
+		cmocka_unit_test(test_out_of_space),
+		cmocka_unit_test(test_power_cuts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
