@@ -25,10 +25,9 @@ struct replay_page {
 
 struct recovery {
 	struct block_device *device;
-	struct vdo_super_block *super;
-	struct dd_thread_set *threads;
-	struct vdo_lock_counter *locks;
+	const struct vdo_super_block *super;
 	struct vdo_slab_depot *depot;
+	bool counts;
 	struct replay_page **buckets;
 	uint32_t mask;
 	uint64_t pages;
@@ -156,9 +155,14 @@ static int replay_entry(void *context, const struct vdo_journal_entry *entry,
 	uint8_t *page = NULL;
 	int result = get_page(recovery, entry->slot.pbn, &page);
 
+	/* A rebuild drops what it cannot read; the walk after it takes care of the rest. */
+	if ((result == DD_CORRUPT_DATA) && !recovery->counts)
+		return DD_SUCCESS;
 	if (result != DD_SUCCESS)
 		return result;
 	vdo_set_block_map_entry(page, entry->slot.slot, entry->new_mapping);
+	if (!recovery->counts)
+		return DD_SUCCESS;
 	if (vdo_mapping_uses_storage(entry->new_mapping))
 		result = adjust(recovery, entry->new_mapping.pbn, true, increment);
 	if ((result == DD_SUCCESS) && vdo_mapping_uses_storage(entry->old_mapping))
@@ -187,35 +191,49 @@ static int write_back(struct recovery *recovery)
 	return result;
 }
 
-static int load_depot(struct recovery *recovery)
+int vdo_load_offline_depot(struct block_device *device, const struct vdo_super_block *super,
+                           bool reset, struct vdo_offline_depot *offline)
 {
 	static const dd_thread_id_t zone_thread[1] = { 0 };
 	static const unsigned int lock_zone[1] = { 0 };
-	struct dd_thread_set_config threads = dd_default_thread_set_config("recovery", 1);
+	struct dd_thread_set_config threads = dd_default_thread_set_config("offline", 1);
 	struct vdo_depot_config config = {
-		.device = recovery->device,
-		.layout = &recovery->super->layout,
-		.nonce = recovery->super->nonce,
+		.device = device,
+		.layout = &super->layout,
+		.nonce = super->nonce,
 		.summary_thread = 0,
 		.zone_count = 1,
 		.zone_threads = zone_thread,
 		.lock_zones = lock_zone,
+		.reset = reset,
 	};
 	int result;
 
+	*offline = (struct vdo_offline_depot){ 0 };
 	threads.mode = DD_THREAD_SET_MANUAL;
-	result = dd_make_thread_set(&threads, &recovery->threads);
+	result = dd_make_thread_set(&threads, &offline->threads);
 	if (result == DD_SUCCESS)
-		result = vdo_make_lock_counter(recovery->super->layout.journal_blocks, 1, no_notify,
-		                               NULL, &recovery->locks);
+		result = vdo_make_lock_counter(super->layout.journal_blocks, 1, no_notify, NULL,
+		                               &offline->locks);
+	if (result == DD_SUCCESS) {
+		config.threads = offline->threads;
+		config.locks = offline->locks;
+		result = vdo_load_slab_depot(&config, &offline->depot);
+	}
 	if (result != DD_SUCCESS)
-		return result;
-	config.threads = recovery->threads;
-	config.locks = recovery->locks;
-	return vdo_load_slab_depot(&config, &recovery->depot);
+		vdo_free_offline_depot(offline);
+	return result;
 }
 
-static void free_recovery(struct recovery *recovery)
+void vdo_free_offline_depot(struct vdo_offline_depot *offline)
+{
+	vdo_free_slab_depot(offline->depot);
+	vdo_free_lock_counter(offline->locks);
+	dd_free_thread_set(offline->threads);
+	*offline = (struct vdo_offline_depot){ 0 };
+}
+
+static void free_pages(struct recovery *recovery)
 {
 	for (uint32_t b = 0; (recovery->buckets != NULL) && (b <= recovery->mask); b++) {
 		while (recovery->buckets[b] != NULL) {
@@ -227,9 +245,38 @@ static void free_recovery(struct recovery *recovery)
 		}
 	}
 	dd_free(recovery->buckets);
-	vdo_free_slab_depot(recovery->depot);
-	vdo_free_lock_counter(recovery->locks);
-	dd_free_thread_set(recovery->threads);
+}
+
+int vdo_replay_journal(struct block_device *device, const struct vdo_super_block *super,
+                       struct vdo_slab_depot *depot, bool counts,
+                       struct vdo_journal_contents *contents)
+{
+	struct recovery recovery = { .device = device,
+		                     .super = super,
+		                     .depot = depot,
+		                     .counts = counts,
+		                     .mask = (1U << 16) - 1 };
+	int result =
+	    DD_ALLOCATE(recovery.mask + 1, struct replay_page *, "replay pages", &recovery.buckets);
+
+	if (result == DD_SUCCESS)
+		result =
+		    vdo_read_recovery_journal(device, super->nonce, super->layout.journal_origin,
+		                              super->layout.journal_blocks, super->journal_start,
+		                              replay_entry, &recovery, contents);
+	if (result == DD_SUCCESS)
+		result = write_back(&recovery);
+	if (result == DD_SUCCESS)
+		dd_log_info("replayed %llu journal entries (blocks %llu to %llu): %llu block map "
+		            "pages, %llu increments, %llu decrements, %llu already counted",
+		            (unsigned long long) contents->entries,
+		            (unsigned long long) contents->head, (unsigned long long) contents->end,
+		            (unsigned long long) recovery.pages,
+		            (unsigned long long) recovery.increments,
+		            (unsigned long long) recovery.decrements,
+		            (unsigned long long) recovery.skipped);
+	free_pages(&recovery);
+	return result;
 }
 
 static int mark_read_only(struct block_device *device, struct vdo_super_block *super, int error)
@@ -245,33 +292,18 @@ static int mark_read_only(struct block_device *device, struct vdo_super_block *s
 
 int vdo_recover(struct block_device *device, struct vdo_super_block *super)
 {
-	struct recovery recovery = { .device = device, .super = super, .mask = (1U << 16) - 1 };
+	struct vdo_offline_depot offline;
 	struct vdo_journal_contents contents;
 	int result;
 
 	dd_log_info("%s was not closed cleanly: recovering", device->name);
-	result =
-	    DD_ALLOCATE(recovery.mask + 1, struct replay_page *, "replay pages", &recovery.buckets);
+	result = vdo_load_offline_depot(device, super, false, &offline);
+	if (result != DD_SUCCESS)
+		return (result == DD_CORRUPT_DATA) ? mark_read_only(device, super, result) : result;
+	result = vdo_replay_journal(device, super, offline.depot, true, &contents);
 	if (result == DD_SUCCESS)
-		result = load_depot(&recovery);
-	if (result == DD_SUCCESS)
-		result =
-		    vdo_read_recovery_journal(device, super->nonce, super->layout.journal_origin,
-		                              super->layout.journal_blocks, super->journal_start,
-		                              replay_entry, &recovery, &contents);
-	if (result == DD_SUCCESS)
-		result = write_back(&recovery);
-	if (result == DD_SUCCESS)
-		result = vdo_save_depot_summary(recovery.depot);
+		result = vdo_save_depot_summary(offline.depot);
 	if (result == DD_SUCCESS) {
-		dd_log_info("replayed %llu journal entries (blocks %llu to %llu): %llu block map "
-		            "pages, %llu increments, %llu decrements, %llu already counted",
-		            (unsigned long long) contents.entries,
-		            (unsigned long long) contents.head, (unsigned long long) contents.end,
-		            (unsigned long long) recovery.pages,
-		            (unsigned long long) recovery.increments,
-		            (unsigned long long) recovery.decrements,
-		            (unsigned long long) recovery.skipped);
 		if (contents.end > contents.head) {
 			super->logical_blocks_used = contents.logical_blocks_used;
 			super->block_map_data_blocks = contents.block_map_data_blocks;
@@ -282,7 +314,7 @@ int vdo_recover(struct block_device *device, struct vdo_super_block *super)
 		super->state = VDO_STATE_CLEAN;
 		result = vdo_save_super_block(device, super);
 	}
-	free_recovery(&recovery);
+	vdo_free_offline_depot(&offline);
 	if (result == DD_CORRUPT_DATA)
 		return mark_read_only(device, super, result);
 	return result;

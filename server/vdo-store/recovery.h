@@ -24,7 +24,39 @@
 
 #include "block-device.h"
 #include "errors.h"
+#include "journal-reader.h"
+#include "lock-counter.h"
+#include "slab-depot.h"
 #include "super-block.h"
+#include "work-queue.h"
+
+/* A slab depot for work done before the zones run (recovery, check, rebuild). */
+struct vdo_offline_depot {
+	struct dd_thread_set *threads;
+	struct vdo_lock_counter *locks;
+	struct vdo_slab_depot *depot;
+};
+
+/**
+ * vdo_load_offline_depot() - Load the depot of the volume @super describes (scrubbing what needs
+ *                            it), or with @reset make every slab free without reading counts.
+ */
+int DD_MUST_CHECK vdo_load_offline_depot(struct block_device *device,
+                                         const struct vdo_super_block *super, bool reset,
+                                         struct vdo_offline_depot *offline);
+
+/** vdo_free_offline_depot() - Free what vdo_load_offline_depot() made. */
+void vdo_free_offline_depot(struct vdo_offline_depot *offline);
+
+/**
+ * vdo_replay_journal() - Replay the recovery journal into the block map (and, with @counts, into
+ *                        @depot's counts), and write every page and count it changed, then
+ *                        flush.
+ */
+int DD_MUST_CHECK vdo_replay_journal(struct block_device *device,
+                                     const struct vdo_super_block *super,
+                                     struct vdo_slab_depot *depot, bool counts,
+                                     struct vdo_journal_contents *contents);
 
 /**
  * vdo_recover() - Recover the dirty volume on @device described by @super, which is updated

@@ -101,8 +101,8 @@ static int deal_slabs(struct vdo_slab_depot *depot, uint32_t slab_count)
 	return DD_SUCCESS;
 }
 
-/* Make and load slabs [first, last). */
-static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t last)
+/* Make and load (or reset) slabs [first, last). */
+static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t last, bool reset)
 {
 	for (uint32_t s = first; s < last; s++) {
 		struct depot_zone *zone = &depot->zones[s % depot->zone_count];
@@ -111,7 +111,8 @@ static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t las
 
 		if (result == DD_SUCCESS) {
 			depot->slab_count = s + 1;
-			result = vdo_load_slab(depot->slabs[s]);
+			result = reset ? vdo_reset_slab(depot->slabs[s])
+			               : vdo_load_slab(depot->slabs[s]);
 		}
 		if (result != DD_SUCCESS)
 			return dd_log_error_strerror(result, "cannot load slab %u", s);
@@ -161,7 +162,7 @@ int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_d
 	if (result == DD_SUCCESS)
 		result = deal_slabs(depot, depot->layout.slab_count);
 	if (result == DD_SUCCESS)
-		result = load_slabs(depot, 0, depot->layout.slab_count);
+		result = load_slabs(depot, 0, depot->layout.slab_count, config->reset);
 	if (result != DD_SUCCESS) {
 		vdo_free_slab_depot(depot);
 		return result;
@@ -357,7 +358,7 @@ int vdo_grow_slab_depot(struct vdo_slab_depot *depot, const struct vdo_layout *l
 	if (result != DD_SUCCESS)
 		return result;
 	depot->layout = *layout;
-	result = load_slabs(depot, old_count, layout->slab_count);
+	result = load_slabs(depot, old_count, layout->slab_count, false);
 	if (result == DD_SUCCESS)
 		return DD_SUCCESS;
 	/* Go back to the old slabs, so that the depot stays as it was. */

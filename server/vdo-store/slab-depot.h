@@ -39,6 +39,8 @@ struct vdo_depot_config {
 	struct vdo_lock_counter *locks;
 	void (*fail)(void *context, int result);
 	void *fail_context;
+	/* Do not load the counts but reset every slab (a read-only rebuild). */
+	bool reset;
 };
 
 /**

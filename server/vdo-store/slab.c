@@ -417,3 +417,20 @@ void vdo_slab_recovery_done(struct vdo_slab *slab)
 	dd_free(slab->included);
 	slab->included = NULL;
 }
+
+int vdo_reset_slab(struct vdo_slab *slab)
+{
+	struct vdo_slab_journal_header newest = { 0 };
+	uint8_t *ring;
+	int result = read_region(slab, slab->journal.origin, slab->journal.size, &ring);
+
+	if (result != DD_SUCCESS)
+		return result;
+	vdo_reset_ref_counts(slab->counts);
+	vdo_start_slab_journal(slab, find_newest(slab, ring, &newest) ? newest.sequence + 1 : 1);
+	dd_free(ring);
+	dd_free(slab->included);
+	slab->included = NULL;
+	slab->summary_dirty = false;
+	return DD_SUCCESS;
+}

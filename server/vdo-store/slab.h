@@ -163,6 +163,13 @@ static inline vdo_pbn_t vdo_slab_pbn(const struct vdo_slab *slab, uint32_t offse
 int DD_MUST_CHECK vdo_load_slab(struct vdo_slab *slab);
 
 /**
+ * vdo_reset_slab() - Make @slab all free and clean, its journal going on past every block its
+ *                    ring holds, without trusting its counts on disk (a read-only rebuild
+ *                    recomputes them; before the zones run).
+ */
+int DD_MUST_CHECK vdo_reset_slab(struct vdo_slab *slab);
+
+/**
  * vdo_save_slab_counts() - Write every dirty count block now, without a flush (before the zones
  *                          run).
  */

@@ -180,6 +180,8 @@ static int make_depot(struct vdo_store *store)
 		.locks = store->locks,
 		.fail = vdo_component_failed,
 		.fail_context = store,
+		/* A read-only volume writes nothing: its counts are not needed (nor trusted). */
+		.reset = (store->super.state == VDO_STATE_READ_ONLY),
 	};
 
 	for (unsigned int z = 0; z < config.zone_count; z++)
@@ -332,8 +334,8 @@ static int load_volume(struct vdo_store *store)
 	return DD_SUCCESS;
 }
 
-int vdo_store_open(struct block_device *device, const struct vdo_store_config *config,
-                   struct vdo_store **store_ptr)
+static int open_store(struct block_device *device, const struct vdo_store_config *config,
+                      struct vdo_store **store_ptr)
 {
 	struct vdo_store *store;
 	int result = dd_allocate(sizeof(*store), "store", &store);
@@ -359,12 +361,35 @@ int vdo_store_open(struct block_device *device, const struct vdo_store_config *c
 		store->super.state = VDO_STATE_DIRTY;
 		result = vdo_save_super_block(device, &store->super);
 	}
+	if ((result == DD_CORRUPT_DATA) && (store->super.nonce != 0)) {
+		/* Damaged metadata: the volume is read-only from now on (recovery may have
+		 * recorded that already). */
+		if (store->super.state != VDO_STATE_READ_ONLY) {
+			store->super.state = VDO_STATE_READ_ONLY;
+			if (vdo_save_super_block(device, &store->super) != DD_SUCCESS)
+				dd_log_error("cannot record read-only mode in the super block");
+		}
+		dd_log_error("%s has damaged metadata and is read-only until a read-only rebuild",
+		             device->name);
+		result = DD_READ_ONLY;
+	}
 	if (result != DD_SUCCESS) {
 		free_store(store);
 		return result;
 	}
 	*store_ptr = store;
 	return DD_SUCCESS;
+}
+
+int vdo_store_open(struct block_device *device, const struct vdo_store_config *config,
+                   struct vdo_store **store_ptr)
+{
+	int result = open_store(device, config, store_ptr);
+
+	/* It went read-only while opening: open it so, for reading. */
+	if (result == DD_READ_ONLY)
+		result = open_store(device, config, store_ptr);
+	return result;
 }
 
 /* --------------------------------------------------------------------------------------------

@@ -13,10 +13,17 @@
 
 #include <xxhash.h>
 
+#include "audit.h"
 #include "block-device.h"
+#include "block-map-page.h"
+#include "block-map.h"
 #include "errors.h"
 #include "format.h"
+#include "layout.h"
 #include "memory-alloc.h"
+#include "ref-counts.h"
+#include "sector-check.h"
+#include "super-block.h"
 #include "test-harness.h"
 #include "vdo-store.h"
 
@@ -473,6 +480,15 @@ static void test_out_of_space(void **state)
 	free(data);
 }
 
+/* The stopped volume on @device passes vdo-store check. */
+static void expect_clean_audit(struct block_device *device)
+{
+	struct vdo_audit_report report;
+
+	assert_success(vdo_check_volume(device, stderr, &report));
+	assert_int_equal(vdo_audit_problems(&report), 0);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Power cuts
  */
@@ -551,9 +567,184 @@ static void test_power_cuts(void **state)
 		check_volume(store, &model);
 		check_accounting(store, &model);
 		assert_success(vdo_store_close(store));
+		expect_clean_audit(device);
 		vdo_close_device(device);
 		free_model(&model);
 	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Damage, check and read-only rebuild
+ */
+
+/* The PBN of the leaf page holding @lbn, walking the trees on disk (0 if there is none). */
+static vdo_pbn_t leaf_of(struct block_device *device, vdo_lbn_t lbn)
+{
+	struct vdo_super_block super;
+	uint16_t slots[VDO_BLOCK_MAP_TREE_HEIGHT];
+	uint8_t *page = malloc(BLOCK);
+	vdo_pbn_t pbn;
+
+	assert_success(vdo_load_super_block(device, &super));
+	pbn = super.layout.root_origin + vdo_map_tree_path(lbn, slots);
+	for (unsigned int level = VDO_BLOCK_MAP_TREE_HEIGHT - 1; (level > 0) && (pbn != 0);
+	     level--) {
+		assert_success(vdo_sync_io(device, VDO_IO_READ, 0, pbn, 1, page));
+		pbn = vdo_get_block_map_entry(page, slots[level]).pbn;
+	}
+	free(page);
+	return pbn;
+}
+
+/* A volume with @blocks blocks written (block b holds fill_block(b + 1)), closed. */
+static struct block_device *written_volume(uint64_t blocks)
+{
+	struct block_device *device = formatted_device(DEVICE_BLOCKS, 1 << 16);
+	struct vdo_store *store = open_store(device, 1);
+	uint8_t *data = malloc(BLOCK);
+
+	for (uint64_t b = 0; b < blocks; b++) {
+		fill_block(data, b + 1);
+		assert_success(do_request(store, VDO_REQUEST_WRITE, 0, b * 7 * BLOCK, BLOCK, data));
+	}
+	assert_success(vdo_store_close(store));
+	free(data);
+	return device;
+}
+
+static void expect_blocks(struct block_device *device, uint64_t blocks, vdo_pbn_t lost_leaf)
+{
+	struct vdo_store *store = open_store(device, 1);
+	uint8_t *data = malloc(BLOCK);
+	uint8_t *out = malloc(BLOCK);
+
+	for (uint64_t b = 0; b < blocks; b++) {
+		bool lost = (lost_leaf != 0) && (leaf_of(device, b * 7) == 0);
+
+		fill_block(data, b + 1);
+		if (lost)
+			memset(data, 0, BLOCK);
+		assert_success(do_request(store, VDO_REQUEST_READ, 0, b * 7 * BLOCK, BLOCK, out));
+		assert_memory_equal(out, data, BLOCK);
+	}
+	/* Writable again. */
+	assert_success(do_request(store, VDO_REQUEST_WRITE, 0, 5 * BLOCK, BLOCK, data));
+	assert_success(vdo_store_close(store));
+	free(data);
+	free(out);
+}
+
+/* Change one count in the first reference count block, keeping the block well formed. */
+static void miscount(struct block_device *device)
+{
+	struct vdo_super_block super;
+	uint8_t *block;
+	vdo_pbn_t pbn;
+
+	assert_success(vdo_load_super_block(device, &super));
+	pbn = vdo_slab_origin(&super.layout, 0) + super.layout.slab_data_blocks;
+	assert_success(dd_allocate_aligned(BLOCK, BLOCK, "block", &block));
+	assert_success(vdo_sync_io(device, VDO_IO_READ, 0, pbn, 1, block));
+	/* Count of data block 3 of slab 0: sector 0, after its two 7-byte points. */
+	block[14 + 3] += 2;
+	vdo_seal_sectors(block, super.nonce, pbn);
+	assert_success(vdo_sync_io(device, VDO_IO_WRITE, VDO_IO_FUA, pbn, 1, block));
+	dd_free(block);
+}
+
+static void test_check_finds_a_miscount(void **state)
+{
+	struct block_device *device = written_volume(400);
+	struct vdo_audit_report report;
+
+	(void) state;
+	assert_success(vdo_check_volume(device, NULL, &report));
+	assert_int_equal(vdo_audit_problems(&report), 0);
+	assert_int_equal(report.mapped_blocks, 400);
+	assert_true(report.tree_pages >= 4);
+	miscount(device);
+	assert_success(vdo_check_volume(device, NULL, &report));
+	assert_int_equal(report.leaked_blocks, 1);
+	assert_int_equal(vdo_audit_problems(&report), 1);
+	assert_success(vdo_rebuild_volume(device, &report));
+	expect_clean_audit(device);
+	expect_blocks(device, 400, 0);
+	vdo_close_device(device);
+}
+
+static void test_damaged_counts_go_read_only(void **state)
+{
+	struct block_device *device = written_volume(300);
+	struct vdo_super_block super;
+	struct vdo_audit_report report;
+	struct vdo_store *store;
+	struct vdo_store_stats stats;
+	uint8_t junk[64];
+	uint8_t *out = malloc(BLOCK);
+	uint8_t *data = malloc(BLOCK);
+
+	(void) state;
+	memset(junk, 0x5a, sizeof(junk));
+	assert_success(vdo_load_super_block(device, &super));
+	vdo_ram_device_poke(
+	    device,
+	    (vdo_slab_origin(&super.layout, 0) + super.layout.slab_data_blocks) * BLOCK + 100, junk,
+	    sizeof(junk));
+	/* It opens read-only: reads work, writes are refused. */
+	store = open_store(device, 1);
+	assert_true(vdo_store_is_read_only(store));
+	fill_block(data, 11);
+	assert_success(do_request(store, VDO_REQUEST_READ, 0, 10 * 7 * BLOCK, BLOCK, out));
+	assert_memory_equal(out, data, BLOCK);
+	assert_int_equal(do_request(store, VDO_REQUEST_WRITE, 0, 0, BLOCK, data), DD_READ_ONLY);
+	assert_int_equal(vdo_store_close(store), DD_READ_ONLY);
+	/* It stays so across restarts, until a read-only rebuild. */
+	store = open_store(device, 1);
+	assert_true(vdo_store_is_read_only(store));
+	assert_int_equal(vdo_store_close(store), DD_READ_ONLY);
+	assert_success(vdo_rebuild_volume(device, &report));
+	assert_int_equal(report.mapped_blocks, 300);
+	expect_clean_audit(device);
+	expect_blocks(device, 300, 0);
+	store = open_store(device, 1);
+	vdo_store_get_stats(store, &stats);
+	assert_int_equal(stats.read_only_rebuild_count, 1);
+	assert_false(stats.read_only);
+	assert_success(vdo_store_close(store));
+	vdo_close_device(device);
+	free(out);
+	free(data);
+}
+
+static void test_damaged_leaf(void **state)
+{
+	struct block_device *device = written_volume(300);
+	struct vdo_audit_report report;
+	struct vdo_store *store;
+	uint8_t junk[64];
+	uint8_t *out = malloc(BLOCK);
+	vdo_pbn_t leaf = leaf_of(device, 7 * 200);
+
+	(void) state;
+	assert_int_not_equal(leaf, 0);
+	memset(junk, 0xa5, sizeof(junk));
+	vdo_ram_device_poke(device, leaf * BLOCK + 1000, junk, sizeof(junk));
+	/* Reading under the damaged leaf fails and stops writes. */
+	store = open_store(device, 1);
+	assert_int_equal(do_request(store, VDO_REQUEST_READ, 0, 7 * 200 * BLOCK, BLOCK, out),
+	                 DD_CORRUPT_DATA);
+	assert_true(vdo_store_is_read_only(store));
+	assert_int_equal(vdo_store_close(store), DD_READ_ONLY);
+	assert_success(vdo_check_volume(device, NULL, &report));
+	assert_int_equal(report.bad_pages, 1);
+	/* The rebuild drops the leaf: its blocks read as zeros, all others are kept. */
+	assert_success(vdo_rebuild_volume(device, &report));
+	assert_int_equal(report.bad_pages, 1);
+	assert_true(report.mapped_blocks < 300);
+	expect_clean_audit(device);
+	expect_blocks(device, 300, leaf);
+	vdo_close_device(device);
+	free(out);
 }
 
 int main(void)
@@ -563,6 +754,9 @@ int main(void)
 		cmocka_unit_test(test_random_workload),
 		cmocka_unit_test(test_out_of_space),
 		cmocka_unit_test(test_power_cuts),
+		cmocka_unit_test(test_check_finds_a_miscount),
+		cmocka_unit_test(test_damaged_counts_go_read_only),
+		cmocka_unit_test(test_damaged_leaf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
