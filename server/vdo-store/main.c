@@ -3,6 +3,12 @@
  * vdo-store: the data store's program.
  *
  *   vdo-store format [OPTIONS] DEVICE     lay out a new volume on a file or block device
+ *   vdo-store stats [--json] DEVICE        vdostats-style figures of a stopped volume
+ *   vdo-store check DEVICE                 audit a stopped volume (exit 1 on any problem)
+ *   vdo-store rebuild DEVICE               read-only rebuild: recompute every reference count
+ *   vdo-store grow-logical --size=SIZE DEVICE
+ *                                          make the volume larger as hosts see it
+ *   vdo-store grow-physical DEVICE         use storage the device has gained
  *
  * Sizes take a suffix K, M, G or T (powers of 1024) and must be whole 4 KiB blocks. Exit
  * status: 0 on success, 1 when the operation failed, 2 for bad usage.
@@ -15,15 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "block-device.h"
 #include "format.h"
 #include "logger.h"
 #include "super-block.h"
+#include "vdo-store.h"
 
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr,
-	        "usage: vdo-store format [--create=SIZE] [--physical-size=SIZE] "
+	        "usage: vdo-store stats [--json] DEVICE\n"
+	        "       vdo-store check DEVICE\n"
+	        "       vdo-store rebuild DEVICE\n"
+	        "       vdo-store grow-logical --size=SIZE DEVICE\n"
+	        "       vdo-store grow-physical DEVICE\n"
+	        "       vdo-store format [--create=SIZE] [--physical-size=SIZE] "
 	        "[--logical-size=SIZE]\n"
 	        "                        [--slab-size=SIZE] [--slab-journal-blocks=N]\n"
 	        "                        [--journal-size=SIZE] [--force] DEVICE\n"
@@ -187,12 +200,228 @@ static int format_command(int argc, char **argv)
 	return 0;
 }
 
+/* The device of a command that takes only a device (and the options it lists). */
+static const char *device_argument(int argc, char **argv, const struct option *options,
+                                   void (*take)(int option, const char *argument))
+{
+	int option;
+
+	while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if ((option == '?') || (take == NULL))
+			usage();
+		take(option, optarg);
+	}
+	if (optind != argc - 1)
+		usage();
+	return argv[optind];
+}
+
+static struct block_device *open_device(const char *path)
+{
+	struct block_device *device;
+
+	if (vdo_open_file_device(path, 0, &device) != DD_SUCCESS)
+		exit(1);
+	return device;
+}
+
+static struct vdo_store *open_volume(struct block_device *device)
+{
+	struct vdo_store *store;
+
+	if (vdo_store_open(device, NULL, &store) != DD_SUCCESS) {
+		vdo_close_device(device);
+		exit(1);
+	}
+	return store;
+}
+
+static bool json;
+
+static void take_json(int option, const char *argument)
+{
+	(void) option;
+	(void) argument;
+	json = true;
+}
+
+static void print_stats(const char *path, const struct vdo_store_stats *s)
+{
+	uint64_t used = s->data_blocks_used + s->overhead_blocks_used;
+	uint64_t saving = (s->logical_blocks_used == 0)
+	                      ? 0
+	                      : ((s->logical_blocks_used > s->data_blocks_used)
+	                             ? 100 * (s->logical_blocks_used - s->data_blocks_used) /
+	                                   s->logical_blocks_used
+	                             : 0);
+	const struct {
+		const char *name;
+		uint64_t value;
+	} fields[] = {
+		{ "physical blocks", s->physical_blocks },
+		{ "logical blocks", s->logical_blocks },
+		{ "1K-blocks", s->physical_blocks * 4 },
+		{ "1K-blocks used", used * 4 },
+		{ "1K-blocks available", (s->physical_blocks - used) * 4 },
+		{ "data blocks used", s->data_blocks_used },
+		{ "overhead blocks used", s->overhead_blocks_used },
+		{ "logical blocks used", s->logical_blocks_used },
+		{ "saving percent", saving },
+		{ "block map data blocks", s->block_map_data_blocks },
+		{ "recovery count", s->recovery_count },
+		{ "read-only rebuild count", s->read_only_rebuild_count },
+		{ "journal head", s->journal_head },
+		{ "journal tail", s->journal_tail },
+		{ "journal entries", s->journal_entries },
+		{ "journal blocks written", s->journal_writes },
+	};
+	size_t count = sizeof(fields) / sizeof(fields[0]);
+
+	if (json) {
+		printf("{\"device\": \"%s\", \"operating mode\": \"%s\"", path, s->operating_mode);
+		for (size_t i = 0; i < count; i++)
+			printf(", \"%s\": %" PRIu64, fields[i].name, fields[i].value);
+		printf("}\n");
+		return;
+	}
+	printf("%s:\n", path);
+	printf("  %-26s : %s\n", "operating mode", s->operating_mode);
+	for (size_t i = 0; i < count; i++)
+		printf("  %-26s : %" PRIu64 "\n", fields[i].name, fields[i].value);
+}
+
+static int stats_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = device_argument(argc, argv, options, take_json);
+	struct block_device *device = open_device(path);
+	struct vdo_store *store = open_volume(device);
+	struct vdo_store_stats stats;
+	int result;
+
+	vdo_store_get_stats(store, &stats);
+	result = vdo_store_close(store);
+	vdo_close_device(device);
+	print_stats(path, &stats);
+	return ((result == DD_SUCCESS) || (result == DD_READ_ONLY)) ? 0 : 1;
+}
+
+static int check_command(int argc, char **argv)
+{
+	static const struct option options[] = { { NULL, 0, NULL, 0 } };
+	const char *path = device_argument(argc, argv, options, NULL);
+	struct block_device *device = open_device(path);
+	struct vdo_audit_report report;
+	int result = vdo_check_volume(device, stdout, &report);
+
+	vdo_close_device(device);
+	if (result != DD_SUCCESS) {
+		fprintf(stderr, "vdo-store: cannot check %s: %s\n", path, dd_strerror(result));
+		return 1;
+	}
+	printf("%s: %" PRIu64 " tree pages, %" PRIu64 " mapped blocks, %" PRIu64
+	       " zero blocks; %" PRIu64 " damaged pages, %" PRIu64 " bad mappings, %" PRIu64
+	       " leaked blocks, %" PRIu64 " undercounted blocks\n",
+	       path, report.tree_pages, report.mapped_blocks, report.zero_blocks, report.bad_pages,
+	       report.bad_mappings, report.leaked_blocks, report.undercounted_blocks);
+	return (vdo_audit_problems(&report) == 0) ? 0 : 1;
+}
+
+static int rebuild_command(int argc, char **argv)
+{
+	static const struct option options[] = { { NULL, 0, NULL, 0 } };
+	const char *path = device_argument(argc, argv, options, NULL);
+	struct block_device *device = open_device(path);
+	struct vdo_audit_report report;
+	int result = vdo_rebuild_volume(device, &report);
+
+	vdo_close_device(device);
+	if (result != DD_SUCCESS) {
+		fprintf(stderr, "vdo-store: the rebuild of %s failed: %s\n", path,
+		        dd_strerror(result));
+		return 1;
+	}
+	printf("%s: rebuilt; %" PRIu64 " mapped blocks kept, %" PRIu64 " damaged pages and %" PRIu64
+	       " bad mappings dropped\n",
+	       path, report.mapped_blocks, report.bad_pages, report.bad_mappings);
+	return 0;
+}
+
+static uint64_t new_logical_blocks;
+
+static void take_size(int option, const char *argument)
+{
+	(void) option;
+	new_logical_blocks = parse_blocks("--size", argument);
+}
+
+static int grow_logical_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = device_argument(argc, argv, options, take_size);
+	struct block_device *device;
+	struct vdo_store *store;
+	int result;
+
+	if (new_logical_blocks == 0)
+		die_usage("grow-logical needs --size");
+	device = open_device(path);
+	store = open_volume(device);
+	result = vdo_store_grow_logical(store, new_logical_blocks);
+	if (vdo_store_close(store) != DD_SUCCESS)
+		result = (result == DD_SUCCESS) ? DD_BAD_STATE : result;
+	vdo_close_device(device);
+	if (result != DD_SUCCESS)
+		return 1;
+	printf("%s: %" PRIu64 " logical blocks\n", path, new_logical_blocks);
+	return 0;
+}
+
+static int grow_physical_command(int argc, char **argv)
+{
+	static const struct option options[] = { { NULL, 0, NULL, 0 } };
+	const char *path = device_argument(argc, argv, options, NULL);
+	struct block_device *device = open_device(path);
+	struct vdo_store *store = open_volume(device);
+	struct vdo_store_stats stats;
+	int result = vdo_store_grow_physical(store);
+
+	vdo_store_get_stats(store, &stats);
+	if (vdo_store_close(store) != DD_SUCCESS)
+		result = (result == DD_SUCCESS) ? DD_BAD_STATE : result;
+	vdo_close_device(device);
+	if (result != DD_SUCCESS)
+		return 1;
+	printf("%s: %" PRIu64 " physical blocks\n", path, stats.physical_blocks);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} commands[] = {
+		{ "format", format_command },
+		{ "stats", stats_command },
+		{ "check", check_command },
+		{ "rebuild", rebuild_command },
+		{ "grow-logical", grow_logical_command },
+		{ "grow-physical", grow_physical_command },
+	};
+
 	dd_log_set_thread_name("main");
 	if (argc < 2)
 		usage();
-	if (strcmp(argv[1], "format") == 0)
-		return format_command(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	}
 	die_usage("unknown command \"%s\"", argv[1]);
 }

@@ -156,7 +156,7 @@ int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_d
 		                                    .fail_context = config->fail_context };
 	result =
 	    vdo_load_slab_summary(config->device, config->layout, config->nonce, config->threads,
-	                          config->summary_thread, &depot->context.summary);
+	                          config->summary_thread, config->reset, &depot->context.summary);
 	if (result == DD_SUCCESS)
 		result = make_zones(depot, config);
 	if (result == DD_SUCCESS)

@@ -107,7 +107,7 @@ static int read_blocks(struct vdo_slab_summary *summary)
 
 int vdo_load_slab_summary(struct block_device *device, const struct vdo_layout *layout,
                           uint64_t nonce, struct dd_thread_set *threads, dd_thread_id_t thread,
-                          struct vdo_slab_summary **summary_ptr)
+                          bool fresh, struct vdo_slab_summary **summary_ptr)
 {
 	struct vdo_slab_summary *summary;
 	int result = dd_allocate(sizeof(*summary), "slab summary", &summary);
@@ -120,7 +120,9 @@ int vdo_load_slab_summary(struct block_device *device, const struct vdo_layout *
 		                              .threads = threads,
 		                              .thread = thread };
 	result = allocate_blocks(summary);
-	if (result == DD_SUCCESS)
+	for (unsigned int b = 0; fresh && (result == DD_SUCCESS) && (b < VDO_SUMMARY_BLOCKS); b++)
+		vdo_format_summary_block(summary->blocks[b].data);
+	if ((result == DD_SUCCESS) && !fresh)
 		result = read_blocks(summary);
 	if (result != DD_SUCCESS) {
 		vdo_free_slab_summary(summary);

@@ -34,14 +34,15 @@ struct vdo_summary_update {
 };
 
 /**
- * vdo_load_slab_summary() - Read the summary of the volume (any thread, before the zones run).
+ * vdo_load_slab_summary() - Read the summary of the volume (any thread, before the zones run),
+ *                           or with @fresh start one of never-used slabs without reading it.
  *
  * Return: DD_SUCCESS, DD_CORRUPT_DATA if a block is damaged or unformatted, or an I/O error.
  */
 int DD_MUST_CHECK vdo_load_slab_summary(struct block_device *device,
                                         const struct vdo_layout *layout, uint64_t nonce,
                                         struct dd_thread_set *threads, dd_thread_id_t thread,
-                                        struct vdo_slab_summary **summary_ptr);
+                                        bool fresh, struct vdo_slab_summary **summary_ptr);
 
 /** vdo_free_slab_summary() - Free @summary (NULL is fine); no update may be in flight. */
 void vdo_free_slab_summary(struct vdo_slab_summary *summary);

@@ -59,7 +59,7 @@ static void record_failure(void *context, int result)
 static void open_slab(struct fixture *f)
 {
 	assert_success(vdo_load_slab_summary(f->device, &f->super.layout, f->super.nonce,
-	                                     f->threads, SUMMARY_THREAD, &f->summary));
+	                                     f->threads, SUMMARY_THREAD, false, &f->summary));
 	assert_success(
 	    vdo_make_lock_counter(f->super.layout.journal_blocks, 1, no_notify, NULL, &f->locks));
 	f->context = (struct vdo_slab_context){ .device = f->device,
