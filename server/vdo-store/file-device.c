@@ -143,6 +143,7 @@ static void *pool_thread(void *argument)
 	struct file_device *file = argument;
 
 	dd_log_set_thread_name("filedev");
+	pthread_setname_np(pthread_self(), "filedev");
 	pthread_mutex_lock(&file->mutex);
 	for (;;) {
 		struct vdo_io *io = file->queue_head;
@@ -199,6 +200,7 @@ static void *reaper_thread(void *argument)
 	bool running = true;
 
 	dd_log_set_thread_name("filedev");
+	pthread_setname_np(pthread_self(), "filedev");
 	while (running) {
 		struct io_uring_cqe *cqe;
 		int result = io_uring_wait_cqe(&file->ring, &cqe);

@@ -380,7 +380,7 @@ int vdo_ram_device_crash(struct block_device *device, enum ram_crash_mode mode, 
                          struct block_device **survivor_ptr)
 {
 	struct ram_device *ram = as_ram(device);
-	struct block_device *survivor_device;
+	struct block_device *survivor_device = NULL;
 	struct ram_device *survivor;
 	uint64_t random = seed;
 	uint8_t settled[VDO_BLOCK_SIZE];

@@ -337,8 +337,7 @@ int vdo_save_depot_summary(struct vdo_slab_depot *depot)
 		    (struct vdo_summary_entry){
 		        .tail_block_offset = (uint16_t) (slab->journal.tail % slab->journal.size),
 		        .fullness_hint = vdo_fullness_hint(free, depot->layout.slab_data_blocks),
-		        .load_ref_counts =
-		            (slab->journal.tail > 1) || (free < depot->layout.slab_data_blocks),
+		        .load_ref_counts = slab->counts_on_disk,
 		        .dirty = false,
 		    });
 		slab->summary_dirty = false;

@@ -121,6 +121,15 @@ static void mark_summary_dirty(struct vdo_slab *slab)
 	vdo_update_slab_summary(slab->context->summary, update);
 }
 
+/* The first time the summary marks the slab, its counts must all be on disk first. */
+static void counts_formatted(struct vdo_slab *slab, int result)
+{
+	if (result != DD_SUCCESS)
+		finish_block_write(slab, result);
+	else
+		mark_summary_dirty(slab);
+}
+
 static void block_written(struct dd_completion *completion)
 {
 	struct vdo_slab *slab = completion->parent;
@@ -132,7 +141,10 @@ static void block_written(struct dd_completion *completion)
 		return;
 	}
 	if (!slab->summary_dirty) {
-		mark_summary_dirty(slab);
+		if (slab->counts_on_disk)
+			mark_summary_dirty(slab);
+		else
+			vdo_format_slab_counts(slab, counts_formatted);
 		return;
 	}
 	finish_block_write(slab, DD_SUCCESS);

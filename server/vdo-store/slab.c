@@ -17,6 +17,7 @@
 #include "slab.h"
 
 static void ref_block_written(struct dd_completion *completion);
+static void note_formatted(struct vdo_slab *slab, uint32_t index, int result);
 
 int vdo_make_slab(struct vdo_slab_context *context, uint32_t number, unsigned int zone,
                   dd_thread_id_t thread, unsigned int lock_zone, struct vdo_slab **slab_ptr)
@@ -39,7 +40,11 @@ int vdo_make_slab(struct vdo_slab_context *context, uint32_t number, unsigned in
 	dd_initialize_completion(&slab->journal.write_completion, context->threads);
 	dd_initialize_completion(&slab->journal.reap_completion, context->threads);
 	dd_initialize_completion(&slab->journal.summary_update.completion, context->threads);
+	dd_initialize_completion(&slab->format_completion, context->threads);
 	result = vdo_make_ref_counts(layout->slab_data_blocks, &slab->counts);
+	if (result == DD_SUCCESS)
+		result = DD_ALLOCATE(vdo_ref_block_count(slab->counts), bool, "formatted blocks",
+		                     &slab->formatted);
 	if (result == DD_SUCCESS)
 		result = dd_allocate_aligned(VDO_BLOCK_SIZE, VDO_BLOCK_SIZE, "slab journal tail",
 		                             &slab->journal.tail_block);
@@ -68,6 +73,7 @@ void vdo_free_slab(struct vdo_slab *slab)
 	for (unsigned int w = 0; w < VDO_REF_WRITES_PER_SLAB; w++)
 		dd_free(slab->writes[w].buffer);
 	dd_free(slab->included);
+	dd_free(slab->formatted);
 	dd_free(slab->journal.write_buffer);
 	dd_free(slab->journal.tail_block);
 	vdo_free_ref_counts(slab->counts);
@@ -124,7 +130,56 @@ static void ref_block_written(struct dd_completion *completion)
 		vdo_slab_fail(slab, completion->result);
 	}
 	vdo_ref_block_written(slab->counts, write->index);
+	if (slab->formatting)
+		note_formatted(slab, write->index, completion->result);
 	vdo_reap_slab_journal(slab);
+}
+
+static void finish_format(struct vdo_slab *slab, int result)
+{
+	slab->formatting = false;
+	slab->format_done(slab, result);
+}
+
+static void format_flushed(struct dd_completion *completion)
+{
+	struct vdo_slab *slab = completion->parent;
+
+	if (completion->result == DD_SUCCESS)
+		slab->counts_on_disk = true;
+	finish_format(slab, completion->result);
+}
+
+/* A count block write completed while formatting: one fewer to go, or keep writing. */
+static void note_formatted(struct vdo_slab *slab, uint32_t index, int result)
+{
+	if (result != DD_SUCCESS) {
+		finish_format(slab, result);
+		return;
+	}
+	if (!slab->formatted[index]) {
+		slab->formatted[index] = true;
+		if (--slab->unformatted == 0) {
+			dd_prepare_completion(&slab->format_completion, format_flushed, NULL,
+			                      slab->thread, slab);
+			vdo_submit_vio(slab->context->device, &slab->format_vio,
+			               &slab->format_completion, VDO_IO_FLUSH, 0, 0, 0, NULL);
+			return;
+		}
+	}
+	vdo_write_ref_blocks(slab, VDO_NO_LOCK);
+}
+
+void vdo_format_slab_counts(struct vdo_slab *slab, void (*done)(struct vdo_slab *slab, int result))
+{
+	uint32_t blocks = vdo_ref_block_count(slab->counts);
+
+	slab->formatting = true;
+	slab->format_done = done;
+	slab->unformatted = blocks;
+	memset(slab->formatted, 0, blocks * sizeof(slab->formatted[0]));
+	vdo_dirty_all_ref_blocks(slab->counts, slab->journal.tail);
+	vdo_write_ref_blocks(slab, VDO_NO_LOCK);
 }
 
 bool vdo_slab_is_quiet(const struct vdo_slab *slab)
@@ -132,13 +187,13 @@ bool vdo_slab_is_quiet(const struct vdo_slab *slab)
 	const struct vdo_slab_journal *journal = &slab->journal;
 
 	return (slab->writes_in_flight == 0) && !journal->writing && !journal->reaping &&
-	       !journal->updating_summary && (journal->waiters == NULL);
+	       !journal->updating_summary && !slab->formatting && (journal->waiters == NULL);
 }
 
 /* Read @count blocks from @pbn into a new buffer. */
 static int read_region(struct vdo_slab *slab, vdo_pbn_t pbn, uint32_t count, uint8_t **buffer_ptr)
 {
-	uint8_t *buffer;
+	uint8_t *buffer = NULL;
 	int result = dd_allocate_aligned((size_t) count * VDO_BLOCK_SIZE, VDO_BLOCK_SIZE,
 	                                 "slab load", &buffer);
 
@@ -158,7 +213,7 @@ static int read_region(struct vdo_slab *slab, vdo_pbn_t pbn, uint32_t count, uin
 static int load_counts(struct vdo_slab *slab, struct vdo_ref_points *points)
 {
 	uint32_t blocks = vdo_ref_block_count(slab->counts);
-	uint8_t *buffer;
+	uint8_t *buffer = NULL;
 	int result = read_region(slab, slab->ref_origin, blocks, &buffer);
 
 	for (uint32_t b = 0; (result == DD_SUCCESS) && (b < blocks); b++)
@@ -261,7 +316,18 @@ static int write_all_counts(struct vdo_slab *slab, const struct vdo_ref_points *
 
 int vdo_save_slab_counts(struct vdo_slab *slab)
 {
-	return write_all_counts(slab, NULL);
+	int result;
+
+	/* Counts that never left zero need no blocks; others need them all on disk. */
+	if (!slab->counts_on_disk) {
+		if (vdo_free_blocks(slab->counts) == slab->context->layout->slab_data_blocks)
+			return DD_SUCCESS;
+		vdo_dirty_all_ref_blocks(slab->counts, slab->journal.tail);
+	}
+	result = write_all_counts(slab, NULL);
+	if (result == DD_SUCCESS)
+		slab->counts_on_disk = true;
+	return result;
 }
 
 /* The points of the block before the head, whose entries every sector includes. */
@@ -307,7 +373,7 @@ static int scrub(struct vdo_slab *slab, struct vdo_ref_points *points)
 	struct vdo_slab_journal *journal = &slab->journal;
 	struct vdo_slab_journal_header newest = { 0 };
 	struct vdo_ref_points through;
-	uint8_t *ring;
+	uint8_t *ring = NULL;
 	int result = read_region(slab, journal->origin, journal->size, &ring);
 
 	if (result != DD_SUCCESS)
@@ -354,7 +420,7 @@ static int find_clean_tail(struct vdo_slab *slab, struct vdo_summary_entry entry
 	struct vdo_slab_journal *journal = &slab->journal;
 	uint32_t last = (entry.tail_block_offset + journal->size - 1) % journal->size;
 	struct vdo_slab_journal_header header;
-	uint8_t *block;
+	uint8_t *block = NULL;
 	int result = read_region(slab, journal->origin + last, 1, &block);
 
 	if (result != DD_SUCCESS)
@@ -387,6 +453,7 @@ int vdo_load_slab(struct vdo_slab *slab)
 	vdo_reset_ref_counts(slab->counts);
 	vdo_start_slab_journal(slab, 1);
 	slab->summary_dirty = entry.dirty;
+	slab->counts_on_disk = entry.load_ref_counts;
 	dd_free(slab->included);
 	slab->included = NULL;
 	result = DD_ALLOCATE(sectors, struct vdo_journal_point, "included", &slab->included);
@@ -421,7 +488,7 @@ void vdo_slab_recovery_done(struct vdo_slab *slab)
 int vdo_reset_slab(struct vdo_slab *slab)
 {
 	struct vdo_slab_journal_header newest = { 0 };
-	uint8_t *ring;
+	uint8_t *ring = NULL;
 	int result = read_region(slab, slab->journal.origin, slab->journal.size, &ring);
 
 	if (result != DD_SUCCESS)
@@ -432,5 +499,6 @@ int vdo_reset_slab(struct vdo_slab *slab)
 	dd_free(slab->included);
 	slab->included = NULL;
 	slab->summary_dirty = false;
+	slab->counts_on_disk = false;
 	return DD_SUCCESS;
 }

@@ -138,6 +138,17 @@ struct vdo_slab {
 	bool failed;
 	/* Draining: write everything, then continue this completion. */
 	struct dd_completion *drain_waiter;
+	/* Every count block has been written at least once (the summary's load_ref_counts), so a
+	 * sector that fails its check is damage, never a block never written. Before the summary
+	 * first says so, every count block is written (formatted): which are still to go, and
+	 * what follows. */
+	bool counts_on_disk;
+	bool formatting;
+	uint32_t unformatted;
+	bool *formatted;
+	void (*format_done)(struct vdo_slab *slab, int result);
+	struct vdo_vio format_vio;
+	struct dd_completion format_completion;
 };
 
 /* slab.c */
@@ -207,6 +218,12 @@ void vdo_drain_slab(struct vdo_slab *slab, struct dd_completion *waiter);
  *                     slab's own code, after each step that may finish a drain.
  */
 void vdo_check_drain(struct vdo_slab *slab);
+
+/**
+ * vdo_format_slab_counts() - Slab thread: write every count block once, flush, then call @done
+ *                            (counts_on_disk is set if it worked).
+ */
+void vdo_format_slab_counts(struct vdo_slab *slab, void (*done)(struct vdo_slab *slab, int result));
 
 /** vdo_slab_fail() - Slab thread: stop the slab after an unrecoverable error. */
 void vdo_slab_fail(struct vdo_slab *slab, int result);
