@@ -54,8 +54,10 @@ struct data_vio {
 	/* The block map. */
 	struct vdo_map_request map;
 	vdo_pbn_t leaf_pbn;
-	/* Allocation. */
+	/* Allocation, and the physical block lock held on it until its increment is made. */
 	vdo_pbn_t allocation;
+	struct vdo_zone_lock pbn_lock;
+	bool holds_pbn_lock;
 	unsigned int zones_tried;
 	unsigned int allocation_zone;
 	bool allocating_tree_page;

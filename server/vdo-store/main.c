@@ -274,6 +274,9 @@ static void print_stats(const char *path, const struct vdo_store_stats *s)
 		{ "journal tail", s->journal_tail },
 		{ "journal entries", s->journal_entries },
 		{ "journal blocks written", s->journal_writes },
+		{ "slab journal blocks written", s->slab_journal_blocks_written },
+		{ "reference blocks written", s->ref_blocks_written },
+		{ "block map pages written", s->block_map_writes },
 	};
 	size_t count = sizeof(fields) / sizeof(fields[0]);
 

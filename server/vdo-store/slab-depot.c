@@ -21,6 +21,8 @@ struct depot_zone {
 	uint32_t draining;
 	struct dd_completion *drain_waiter;
 	int drain_result;
+	/* Blocks claimed by writes in flight. */
+	struct vdo_lock_table pbn_locks;
 };
 
 struct vdo_slab_depot {
@@ -39,8 +41,10 @@ static void free_zones(struct vdo_slab_depot *depot)
 {
 	if (depot->zones == NULL)
 		return;
-	for (unsigned int z = 0; z < depot->zone_count; z++)
+	for (unsigned int z = 0; z < depot->zone_count; z++) {
 		dd_free(depot->zones[z].slabs);
+		vdo_free_lock_table(&depot->zones[z].pbn_locks);
+	}
 	dd_free(depot->zones);
 }
 
@@ -129,11 +133,13 @@ static int make_zones(struct vdo_slab_depot *depot, const struct vdo_depot_confi
 	if (result != DD_SUCCESS)
 		return result;
 	depot->zone_count = config->zone_count;
-	for (unsigned int z = 0; z < config->zone_count; z++)
+	for (unsigned int z = 0; (result == DD_SUCCESS) && (z < config->zone_count); z++) {
 		depot->zones[z] = (struct depot_zone){ .index = z,
 			                               .thread = config->zone_threads[z],
 			                               .lock_zone = config->lock_zones[z] };
-	return DD_SUCCESS;
+		result = vdo_make_lock_table(VDO_DATA_VIO_COUNT, &depot->zones[z].pbn_locks);
+	}
+	return result;
 }
 
 int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_depot **depot_ptr)
@@ -379,4 +385,40 @@ void vdo_depot_recovery_done(struct vdo_slab_depot *depot)
 {
 	for (uint32_t s = 0; s < depot->slab_count; s++)
 		vdo_slab_recovery_done(depot->slabs[s]);
+}
+
+bool vdo_lock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock, vdo_pbn_t pbn)
+{
+	uint32_t offset;
+	struct vdo_slab *slab = vdo_depot_slab_of(depot, pbn, &offset);
+	struct depot_zone *zone = &depot->zones[slab->zone];
+
+	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
+	return vdo_acquire_zone_key(&zone->pbn_locks, lock, pbn);
+}
+
+struct vdo_zone_lock *vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock)
+{
+	uint32_t offset;
+	struct vdo_slab *slab = vdo_depot_slab_of(depot, lock->key, &offset);
+	struct depot_zone *zone = &depot->zones[slab->zone];
+
+	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
+	return vdo_release_zone_key(&zone->pbn_locks, lock);
+}
+
+void vdo_get_zone_slab_stats(const struct vdo_slab_depot *depot, unsigned int zone_number,
+                             struct vdo_slab_stats *stats)
+{
+	const struct depot_zone *zone = &depot->zones[zone_number];
+
+	memset(stats, 0, sizeof(*stats));
+	for (uint32_t i = 0; i < zone->count; i++) {
+		const struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
+
+		stats->free_blocks += vdo_free_blocks(slab->counts);
+		stats->journal_blocks_written += slab->journal_blocks_written;
+		stats->ref_blocks_written += slab->ref_blocks_written;
+		stats->dirty_slabs += slab->summary_dirty;
+	}
 }

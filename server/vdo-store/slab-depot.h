@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "slab.h"
 #include "vdo-types.h"
+#include "zone-lock.h"
 
 struct vdo_slab_depot;
 
@@ -120,6 +121,28 @@ uint32_t vdo_depot_slab_count(const struct vdo_slab_depot *depot);
 
 /** vdo_depot_slab() - Slab @number. */
 struct vdo_slab *vdo_depot_slab(const struct vdo_slab_depot *depot, uint32_t number);
+
+/**
+ * vdo_lock_pbn() - The thread of @pbn's zone: claim @pbn for a write in flight (a physical
+ *                  block lock; dedupe will not share a block a write holds).
+ *
+ * Return: true if @lock now holds the block, false if it waits behind the holder.
+ */
+bool vdo_lock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock, vdo_pbn_t pbn);
+
+/** vdo_unlock_pbn() - The block's zone thread: let go; return the waiter that holds it now. */
+struct vdo_zone_lock *vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock);
+
+struct vdo_slab_stats {
+	uint64_t free_blocks;
+	uint64_t journal_blocks_written;
+	uint64_t ref_blocks_written;
+	uint64_t dirty_slabs;
+};
+
+/** vdo_get_zone_slab_stats() - Zone @zone's thread (or when quiet): its slabs' counters. */
+void vdo_get_zone_slab_stats(const struct vdo_slab_depot *depot, unsigned int zone,
+                             struct vdo_slab_stats *stats);
 
 /** vdo_depot_recovery_done() - Forget what each slab's load included (recovery is over). */
 void vdo_depot_recovery_done(struct vdo_slab_depot *depot);

@@ -140,6 +140,7 @@ static void block_written(struct dd_completion *completion)
 		finish_block_write(slab, completion->result);
 		return;
 	}
+	slab->journal_blocks_written++;
 	if (!slab->summary_dirty) {
 		if (slab->counts_on_disk)
 			mark_summary_dirty(slab);

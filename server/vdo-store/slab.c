@@ -130,6 +130,7 @@ static void ref_block_written(struct dd_completion *completion)
 		vdo_slab_fail(slab, completion->result);
 	}
 	vdo_ref_block_written(slab->counts, write->index);
+	slab->ref_blocks_written++;
 	if (slab->formatting)
 		note_formatted(slab, write->index, completion->result);
 	vdo_reap_slab_journal(slab);

@@ -136,6 +136,9 @@ struct vdo_slab {
 	struct vdo_journal_point *included;
 	/* An unrecoverable error happened; no more writes. */
 	bool failed;
+	/* Counters. */
+	uint64_t journal_blocks_written;
+	uint64_t ref_blocks_written;
 	/* Draining: write everything, then continue this completion. */
 	struct dd_completion *drain_waiter;
 	/* Every count block has been written at least once (the summary's load_ref_counts), so a

@@ -402,7 +402,7 @@ struct zone_action {
 	unsigned int zone;
 	struct vdo_journal_stats journal;
 	struct vdo_map_cache_stats map;
-	uint64_t free_blocks;
+	struct vdo_slab_stats slabs;
 };
 
 static void drain_physical(struct dd_completion *completion)
@@ -446,7 +446,7 @@ static void free_block_stats(struct dd_completion *completion)
 {
 	struct zone_action *action = completion->parent;
 
-	action->free_blocks = vdo_zone_free_blocks(action->store->depot, action->zone);
+	vdo_get_zone_slab_stats(action->store->depot, action->zone, &action->slabs);
 	dd_finish_completion(completion, DD_SUCCESS);
 }
 
@@ -613,7 +613,10 @@ void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats)
 	for (unsigned int z = 0; z < ids->physical_count; z++) {
 		action.zone = z;
 		gather(store, ids->physical[z], free_block_stats, &action);
-		stats->free_blocks += action.free_blocks;
+		stats->free_blocks += action.slabs.free_blocks;
+		stats->slab_journal_blocks_written += action.slabs.journal_blocks_written;
+		stats->ref_blocks_written += action.slabs.ref_blocks_written;
+		stats->dirty_slabs += action.slabs.dirty_slabs;
 	}
 	vdo_get_device_stats(store->device, &device);
 	stats->physical_blocks = layout->physical_blocks;

@@ -102,6 +102,9 @@ struct vdo_store_stats {
 	uint64_t block_map_writes;
 	uint64_t block_map_dirty_pages;
 	uint64_t block_map_data_blocks;
+	uint64_t slab_journal_blocks_written;
+	uint64_t ref_blocks_written;
+	uint64_t dirty_slabs;
 	uint64_t device_reads;
 	uint64_t device_writes;
 	uint64_t device_flushes;

@@ -152,6 +152,11 @@ static void add_slab_entry(struct dd_completion *completion)
 	    request->increment ? data_vio->allocation : data_vio->old_mapping.pbn, &offset);
 
 	dd_set_completion_callback(completion, update_done, slab->thread);
+	/* Written and journaled: the block no longer needs its lock. */
+	if (request->increment && data_vio->holds_pbn_lock) {
+		vdo_unlock_pbn(data_vio->store->depot, &data_vio->pbn_lock);
+		data_vio->holds_pbn_lock = false;
+	}
 	vdo_add_slab_entry(slab, request);
 }
 
@@ -287,6 +292,14 @@ static void data_written(struct vdo_io *io)
 static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
 {
 	data_vio->allocation = pbn;
+	/* A block just allocated is never locked: nobody else knows it. */
+	data_vio->holds_pbn_lock = vdo_lock_pbn(data_vio->store->depot, &data_vio->pbn_lock, pbn);
+	if (!data_vio->holds_pbn_lock) {
+		vdo_fail_data_vio(data_vio, dd_log_error_strerror(DD_BAD_STATE,
+		                                                  "block %llu was allocated twice",
+		                                                  (unsigned long long) pbn));
+		return;
+	}
 	if (data_vio->allocating_tree_page) {
 		vdo_launch_on(data_vio, journal_change, threads_of(data_vio)->journal);
 		return;

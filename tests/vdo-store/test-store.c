@@ -747,6 +747,55 @@ static void test_damaged_leaf(void **state)
 	free(out);
 }
 
+static void test_growth(void **state)
+{
+	struct block_device *device = formatted_device(4096, 4000);
+	struct vdo_store *store = open_store(device, 2);
+	struct vdo_store_stats before;
+	struct vdo_store_stats after;
+	uint8_t *data = malloc(BLOCK);
+	uint8_t *out = malloc(BLOCK);
+	uint64_t written = 0;
+
+	(void) state;
+	/* Fill the volume. */
+	for (uint64_t b = 0; b < 4000; b++) {
+		fill_block(data, b + 1);
+		if (do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK, data) != DD_SUCCESS)
+			break;
+		written++;
+	}
+	assert_true(written < 4000);
+	vdo_store_wait_for_idle(store);
+	vdo_store_get_stats(store, &before);
+	/* More storage, then a larger volume. */
+	assert_success(vdo_ram_device_grow(device, 8192));
+	assert_success(vdo_store_grow_physical(store));
+	assert_int_equal(vdo_store_grow_logical(store, 4000), DD_INVALID_ARGUMENT);
+	assert_success(vdo_store_grow_logical(store, 6000));
+	vdo_store_get_stats(store, &after);
+	assert_int_equal(after.physical_blocks, 8192);
+	assert_int_equal(after.logical_blocks, 6000);
+	assert_true(after.free_blocks > before.free_blocks + 3000);
+	assert_int_equal(vdo_store_logical_bytes(store), 6000 * BLOCK);
+	for (uint64_t b = written; b < 6000; b++) {
+		fill_block(data, b + 1);
+		assert_success(do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK, data));
+	}
+	assert_success(vdo_store_close(store));
+	store = open_store(device, 1);
+	for (uint64_t b = 0; b < 6000; b += 97) {
+		fill_block(data, b + 1);
+		assert_success(do_request(store, VDO_REQUEST_READ, 0, b * BLOCK, BLOCK, out));
+		assert_memory_equal(out, data, BLOCK);
+	}
+	assert_success(vdo_store_close(store));
+	expect_clean_audit(device);
+	vdo_close_device(device);
+	free(data);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_check_finds_a_miscount),
 		cmocka_unit_test(test_damaged_counts_go_read_only),
 		cmocka_unit_test(test_damaged_leaf),
+		cmocka_unit_test(test_growth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
