@@ -30,6 +30,8 @@ struct recovery {
 	bool counts;
 	struct replay_page **buckets;
 	uint32_t mask;
+	/* A page get_page() must make rather than read. */
+	vdo_pbn_t fresh;
 	uint64_t pages;
 	uint64_t increments;
 	uint64_t decrements;
@@ -54,16 +56,46 @@ static bool is_root(const struct recovery *recovery, vdo_pbn_t pbn)
 	       (pbn < layout->root_origin + VDO_BLOCK_MAP_TREE_COUNT);
 }
 
+static int get_page(struct recovery *recovery, vdo_pbn_t pbn, uint8_t **data_ptr);
+
+static struct replay_page *find_page(struct recovery *recovery, vdo_pbn_t pbn)
+{
+	struct replay_page *page = recovery->buckets[bucket_of(recovery, pbn)];
+
+	while ((page != NULL) && (page->pbn != pbn))
+		page = page->next;
+	return page;
+}
+
+/*
+ * A page allocated in the journal's window: every change to it is in the window, so it is made
+ * again from nothing, whatever its block holds (its first write may have been torn, leaving
+ * some sectors of whatever the block held before).
+ */
+static int new_page(struct recovery *recovery, vdo_pbn_t pbn)
+{
+	struct replay_page *page = find_page(recovery, pbn);
+	uint8_t *data;
+	int result;
+
+	if (page != NULL) {
+		vdo_format_block_map_page(page->data, recovery->super->nonce, pbn);
+		return DD_SUCCESS;
+	}
+	recovery->fresh = pbn;
+	result = get_page(recovery, pbn, &data);
+	recovery->fresh = VDO_ZERO_BLOCK;
+	return result;
+}
+
 /* The page at @pbn, read (or made, if it was never written) on first use. */
 static int get_page(struct recovery *recovery, vdo_pbn_t pbn, uint8_t **data_ptr)
 {
 	uint32_t bucket = bucket_of(recovery, pbn);
-	struct replay_page *page = recovery->buckets[bucket];
+	struct replay_page *page = find_page(recovery, pbn);
 	uint32_t offset;
 	int result;
 
-	while ((page != NULL) && (page->pbn != pbn))
-		page = page->next;
 	if (page != NULL) {
 		*data_ptr = page->data;
 		return DD_SUCCESS;
@@ -77,9 +109,12 @@ static int get_page(struct recovery *recovery, vdo_pbn_t pbn, uint8_t **data_ptr
 	if (result == DD_SUCCESS)
 		result = dd_allocate_aligned(VDO_BLOCK_SIZE, VDO_BLOCK_SIZE, "replay page data",
 		                             &page->data);
-	if (result == DD_SUCCESS)
+	if ((result == DD_SUCCESS) && (pbn == recovery->fresh)) {
+		vdo_format_block_map_page(page->data, recovery->super->nonce, pbn);
+	} else if (result == DD_SUCCESS) {
 		result = vdo_sync_io(recovery->device, VDO_IO_READ, 0, pbn, 1, page->data);
-	if (result == DD_SUCCESS) {
+	}
+	if ((result == DD_SUCCESS) && (pbn != recovery->fresh)) {
 		switch (vdo_validate_block_map_page(page->data, recovery->super->nonce, pbn)) {
 		case VDO_PAGE_VALID:
 			break;
@@ -161,8 +196,10 @@ static int replay_entry(void *context, const struct vdo_journal_entry *entry,
 	if (result != DD_SUCCESS)
 		return result;
 	vdo_set_block_map_entry(page, entry->slot.slot, entry->new_mapping);
-	if (!recovery->counts)
-		return DD_SUCCESS;
+	if (entry->operation == VDO_JOURNAL_BLOCK_MAP_REMAPPING)
+		result = new_page(recovery, entry->new_mapping.pbn);
+	if ((result != DD_SUCCESS) || !recovery->counts)
+		return result;
 	if (vdo_mapping_uses_storage(entry->new_mapping))
 		result = adjust(recovery, entry->new_mapping.pbn, true, increment);
 	if ((result == DD_SUCCESS) && vdo_mapping_uses_storage(entry->old_mapping))

@@ -809,5 +809,8 @@ int main(void)
 		cmocka_unit_test(test_growth),
 	};
 
+	/* TEST_FILTER=test_power_cuts runs just that one (for stress runs). */
+	if (getenv("TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
