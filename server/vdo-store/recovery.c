@@ -36,6 +36,8 @@ struct recovery {
 	uint64_t increments;
 	uint64_t decrements;
 	uint64_t skipped;
+	/* Slabs whose counts the replay changed. */
+	bool *touched;
 };
 
 static void no_notify(void *context)
@@ -176,6 +178,7 @@ static int adjust(struct recovery *recovery, vdo_pbn_t pbn, bool increment,
 		recovery->increments++;
 	else
 		recovery->decrements++;
+	recovery->touched[slab->number] = true;
 	return DD_SUCCESS;
 }
 
@@ -207,10 +210,29 @@ static int replay_entry(void *context, const struct vdo_journal_entry *entry,
 	return result;
 }
 
+/*
+ * Every slab that may have written journal blocks before the crash goes on past them: those
+ * whose counts are on disk, and those the replay changed (a slab journal block written in the
+ * crashed run holds entries the recovery journal still had).
+ */
+static int skip_stale_slab_journals(struct recovery *recovery)
+{
+	int result = DD_SUCCESS;
+
+	for (uint32_t s = 0; (result == DD_SUCCESS) && (s < vdo_depot_slab_count(recovery->depot));
+	     s++) {
+		struct vdo_slab *slab = vdo_depot_slab(recovery->depot, s);
+
+		if (slab->counts_on_disk || recovery->touched[s])
+			result = vdo_skip_stale_slab_journal(slab);
+	}
+	return result;
+}
+
 /* Write every page replayed, and every count changed, then flush. */
 static int write_back(struct recovery *recovery)
 {
-	int result = DD_SUCCESS;
+	int result = recovery->counts ? skip_stale_slab_journals(recovery) : DD_SUCCESS;
 
 	for (uint32_t b = 0; (result == DD_SUCCESS) && (b <= recovery->mask); b++) {
 		for (struct replay_page *page = recovery->buckets[b];
@@ -297,6 +319,10 @@ int vdo_replay_journal(struct block_device *device, const struct vdo_super_block
 	    DD_ALLOCATE(recovery.mask + 1, struct replay_page *, "replay pages", &recovery.buckets);
 
 	if (result == DD_SUCCESS)
+		result = DD_ALLOCATE(vdo_depot_slab_count(depot), bool, "touched slabs",
+		                     &recovery.touched);
+
+	if (result == DD_SUCCESS)
 		result =
 		    vdo_read_recovery_journal(device, super->nonce, super->layout.journal_origin,
 		                              super->layout.journal_blocks, super->journal_start,
@@ -313,6 +339,7 @@ int vdo_replay_journal(struct block_device *device, const struct vdo_super_block
 		            (unsigned long long) recovery.decrements,
 		            (unsigned long long) recovery.skipped);
 	free_pages(&recovery);
+	dd_free(recovery.touched);
 	return result;
 }
 

@@ -503,3 +503,17 @@ int vdo_reset_slab(struct vdo_slab *slab)
 	slab->counts_on_disk = false;
 	return DD_SUCCESS;
 }
+
+int vdo_skip_stale_slab_journal(struct vdo_slab *slab)
+{
+	struct vdo_slab_journal_header newest = { 0 };
+	uint8_t *ring = NULL;
+	int result = read_region(slab, slab->journal.origin, slab->journal.size, &ring);
+
+	if (result != DD_SUCCESS)
+		return result;
+	if (find_newest(slab, ring, &newest) && (newest.sequence >= slab->journal.tail))
+		vdo_start_slab_journal(slab, newest.sequence + 1);
+	dd_free(ring);
+	return DD_SUCCESS;
+}

@@ -177,6 +177,15 @@ static inline vdo_pbn_t vdo_slab_pbn(const struct vdo_slab *slab, uint32_t offse
 int DD_MUST_CHECK vdo_load_slab(struct vdo_slab *slab);
 
 /**
+ * vdo_skip_stale_slab_journal() - Make @slab's journal go on past every block its ring holds
+ *                                 (after a crash, before the zones run). A crash can leave
+ *                                 blocks the summary never heard of; going on from the summary's
+ *                                 tail would number new blocks like them, and a later scrub
+ *                                 could take a stale one for the newest.
+ */
+int DD_MUST_CHECK vdo_skip_stale_slab_journal(struct vdo_slab *slab);
+
+/**
  * vdo_reset_slab() - Make @slab all free and clean, its journal going on past every block its
  *                    ring holds, without trusting its counts on disk (a read-only rebuild
  *                    recomputes them; before the zones run).
