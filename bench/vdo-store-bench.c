@@ -23,6 +23,7 @@
  */
 #include <getopt.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct settings {
 	unsigned int zones;
 	const char *phases;
 	uint64_t seed;
+	uint64_t slab_mib;
 };
 
 /* Requests in flight, completed by callbacks (store) or io done (raw). */
@@ -302,10 +304,75 @@ static void print_phase(const char *name, const struct settings *settings, doubl
 	fflush(stdout);
 }
 
+/*
+ * The recovery phase: a child process opens the volume, overwrites random blocks, flushes and
+ * dies without closing (a crash that loses nothing flushed); then the volume is opened again,
+ * which recovers it. Times: until the volume is open for requests, and until every slab it
+ * left to recover in the background is done.
+ */
+static bool crash_after_writes(const struct settings *settings, uint64_t device_blocks,
+                               const struct vdo_store_config *config, struct slot *slots)
+{
+	pid_t child = fork();
+	int status = 0;
+
+	if (child == 0) {
+		struct block_device *device;
+		struct vdo_store *store;
+
+		if ((vdo_open_file_device(settings->path, device_blocks, &device) != DD_SUCCESS) ||
+		    (vdo_store_open(device, config, &store) != DD_SUCCESS))
+			_exit(1);
+		run_store_phase(store, RAND_WRITE, slots, settings);
+		_exit((slots[0].window->errors == 0) ? 0 : 1);
+	}
+	return (child > 0) && (waitpid(child, &status, 0) == child) && WIFEXITED(status) &&
+	       (WEXITSTATUS(status) == 0);
+}
+
+static int run_recovery_phase(const struct settings *settings, uint64_t device_blocks,
+                              const struct vdo_store_config *config, struct slot *slots)
+{
+	struct block_device *device;
+	struct vdo_store_stats stats;
+	struct vdo_store *store;
+	double start;
+	double online;
+	double done;
+
+	if (!crash_after_writes(settings, device_blocks, config, slots)) {
+		fprintf(stderr, "vdo-store-bench: the writer before the crash failed\n");
+		return 1;
+	}
+	if (vdo_open_file_device(settings->path, device_blocks, &device) != DD_SUCCESS)
+		return 1;
+	start = now_seconds();
+	if (vdo_store_open(device, config, &store) != DD_SUCCESS)
+		return 1;
+	online = now_seconds() - start;
+	for (;;) {
+		vdo_store_get_stats(store, &stats);
+		if (stats.slabs_recovering == 0)
+			break;
+		usleep(1000);
+	}
+	done = now_seconds() - start;
+	printf("phase=recovery writes_before_crash=%llu entries_replayed=%llu slabs=%llu "
+	       "slabs_recovered_before_online=%llu online_seconds=%.3f complete_seconds=%.3f\n",
+	       (unsigned long long) settings->blocks, (unsigned long long) stats.recovery_entries,
+	       (unsigned long long) stats.slab_count,
+	       (unsigned long long) stats.slabs_recovered_before_online, online, done);
+	fflush(stdout);
+	if (vdo_store_close(store) != DD_SUCCESS)
+		return 1;
+	vdo_close_device(device);
+	return 0;
+}
+
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] "
-	                "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N]\n");
+	                "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N] [--slab-mib=N]\n");
 	exit(2);
 }
 
@@ -315,7 +382,8 @@ static void parse(int argc, char **argv, struct settings *settings)
 		{ "path", required_argument, NULL, 'p' },   { "size", required_argument, NULL, 's' },
 		{ "blocks", required_argument, NULL, 'b' }, { "depth", required_argument, NULL, 'd' },
 		{ "zones", required_argument, NULL, 'z' },  { "phases", required_argument, NULL, 'P' },
-		{ "seed", required_argument, NULL, 'S' },   { NULL, 0, NULL, 0 },
+		{ "seed", required_argument, NULL, 'S' },   { "slab-mib", required_argument, NULL, 'M' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int option;
 
@@ -341,6 +409,9 @@ static void parse(int argc, char **argv, struct settings *settings)
 			break;
 		case 'S':
 			settings->seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'M':
+			settings->slab_mib = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			usage();
@@ -379,6 +450,7 @@ int main(int argc, char **argv)
 	/* The volume, then the raw region. */
 	volume_blocks = settings.size_mib * 256;
 	format.physical_blocks = volume_blocks;
+	format.slab_blocks = (uint32_t) (settings.slab_mib * 256);
 	raw_first = volume_blocks;
 	if ((vdo_open_file_device(settings.path, volume_blocks + settings.blocks, &device) !=
 	     DD_SUCCESS) ||
@@ -425,6 +497,9 @@ int main(int argc, char **argv)
 	if (vdo_store_close(store) != DD_SUCCESS)
 		return 1;
 	vdo_close_device(device);
+	if ((strstr(settings.phases, "recovery") != NULL) &&
+	    (run_recovery_phase(&settings, volume_blocks + settings.blocks, &config, slots) != 0))
+		return 1;
 	unlink(settings.path);
 	for (unsigned int s = 0; s < settings.depth; s++)
 		dd_free(slots[s].buffer);

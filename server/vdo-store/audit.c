@@ -292,7 +292,7 @@ int vdo_check_volume(struct block_device *device, FILE *out, struct vdo_audit_re
 
 	memset(report, 0, sizeof(*report));
 	if ((result == DD_SUCCESS) && (audit.super.state == VDO_STATE_DIRTY))
-		result = vdo_recover(device, &audit.super);
+		result = vdo_recover(device, &audit.super, NULL);
 	if (result == DD_SUCCESS)
 		result = vdo_load_offline_depot(device, &audit.super, false, &offline);
 	if (result == DD_SUCCESS) {

@@ -354,7 +354,7 @@ static int mark_read_only(struct block_device *device, struct vdo_super_block *s
 	                             device->name);
 }
 
-int vdo_recover(struct block_device *device, struct vdo_super_block *super)
+int vdo_recover(struct block_device *device, struct vdo_super_block *super, uint64_t *entries_ptr)
 {
 	struct vdo_offline_depot offline;
 	struct vdo_journal_contents contents;
@@ -367,6 +367,8 @@ int vdo_recover(struct block_device *device, struct vdo_super_block *super)
 	result = vdo_replay_journal(device, super, offline.depot, true, &contents);
 	if (result == DD_SUCCESS)
 		result = vdo_save_depot_summary(offline.depot);
+	if ((result == DD_SUCCESS) && (entries_ptr != NULL))
+		*entries_ptr = contents.entries;
 	if (result == DD_SUCCESS) {
 		if (contents.end > contents.head) {
 			super->logical_blocks_used = contents.logical_blocks_used;

@@ -62,6 +62,7 @@ int DD_MUST_CHECK vdo_replay_journal(struct block_device *device,
  * vdo_recover() - Recover the dirty volume on @device described by @super, which is updated
  *                 (and written) as the volume ends up.
  */
-int DD_MUST_CHECK vdo_recover(struct block_device *device, struct vdo_super_block *super);
+int DD_MUST_CHECK vdo_recover(struct block_device *device, struct vdo_super_block *super,
+                             uint64_t *entries_ptr);
 
 #endif /* VDO_RECOVERY_H */

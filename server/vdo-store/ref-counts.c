@@ -146,6 +146,11 @@ int vdo_adjust_ref_count(struct vdo_ref_counts *counts, uint32_t offset,
 	return DD_SUCCESS;
 }
 
+struct vdo_ref_points vdo_ref_counts_last_points(const struct vdo_ref_counts *counts)
+{
+	return counts->last_points;
+}
+
 uint8_t vdo_get_ref_count(const struct vdo_ref_counts *counts, uint32_t offset)
 {
 	return counts->counts[offset];

@@ -80,6 +80,12 @@ int DD_MUST_CHECK vdo_adjust_ref_count(struct vdo_ref_counts *counts, uint32_t o
                                        enum vdo_ref_operation operation,
                                        struct vdo_ref_points points);
 
+/**
+ * vdo_ref_counts_last_points() - The points of the latest change made, or after unpacking, the
+ *                                latest points any sector unpacked holds.
+ */
+struct vdo_ref_points vdo_ref_counts_last_points(const struct vdo_ref_counts *counts);
+
 /** vdo_get_ref_count() - The count of block @offset. */
 uint8_t vdo_get_ref_count(const struct vdo_ref_counts *counts, uint32_t offset);
 

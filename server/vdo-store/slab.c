@@ -331,6 +331,17 @@ int vdo_save_slab_counts(struct vdo_slab *slab)
 	return result;
 }
 
+/*
+ * The sequence the journal goes on from: past @newest, and past every block a sector of the
+ * counts on disk names. A count block can reach the disk while the journal block its points
+ * name does not (they are written with no flush between them); numbering new blocks like that
+ * one would make later entries look included in that sector already.
+ */
+static vdo_sequence_t sequence_after(const struct vdo_slab *slab, vdo_sequence_t newest)
+{
+	return ((newest > slab->claimed) ? newest : slab->claimed) + 1;
+}
+
 /* The points of the block before the head, whose entries every sector includes. */
 static struct vdo_ref_points points_before_head(struct vdo_slab *slab, const uint8_t *ring,
                                                 vdo_sequence_t head)
@@ -408,7 +419,7 @@ static int scrub(struct vdo_slab *slab, struct vdo_ref_points *points)
 		result = vdo_sync_io(slab->context->device, VDO_IO_FLUSH, 0, 0, 0, NULL);
 	if (result != DD_SUCCESS)
 		return result;
-	vdo_start_slab_journal(slab, newest.sequence + 1);
+	vdo_start_slab_journal(slab, sequence_after(slab, newest.sequence));
 	journal->last_recovery_point = through.recovery;
 	slab->summary_dirty = true;
 	return DD_SUCCESS;
@@ -428,7 +439,7 @@ static int find_clean_tail(struct vdo_slab *slab, struct vdo_summary_entry entry
 		return result;
 	if (vdo_open_slab_journal_block(block, slab->context->nonce, journal->origin + last, last,
 	                                journal->size, &header) == DD_SUCCESS) {
-		vdo_start_slab_journal(slab, header.sequence + 1);
+		vdo_start_slab_journal(slab, sequence_after(slab, header.sequence));
 		journal->last_recovery_point = header.recovery_point;
 		include_through(
 		    slab, points,
@@ -437,7 +448,7 @@ static int find_clean_tail(struct vdo_slab *slab, struct vdo_summary_entry entry
 		        .recovery = header.recovery_point,
 		    });
 	} else {
-		vdo_start_slab_journal(slab, 1);
+		vdo_start_slab_journal(slab, sequence_after(slab, 0));
 	}
 	dd_free(block);
 	return DD_SUCCESS;
@@ -453,6 +464,7 @@ int vdo_load_slab(struct vdo_slab *slab)
 
 	vdo_reset_ref_counts(slab->counts);
 	vdo_start_slab_journal(slab, 1);
+	slab->claimed = 0;
 	slab->summary_dirty = entry.dirty;
 	slab->counts_on_disk = entry.load_ref_counts;
 	dd_free(slab->included);
@@ -464,6 +476,8 @@ int vdo_load_slab(struct vdo_slab *slab)
 	if (result != DD_SUCCESS)
 		return result;
 	result = load_counts(slab, points);
+	/* Unpacking keeps the latest points any sector has. */
+	slab->claimed = vdo_ref_counts_last_points(slab->counts).slab.sequence;
 	if (result == DD_SUCCESS)
 		result = entry.dirty ? scrub(slab, points) : find_clean_tail(slab, entry, points);
 	for (uint32_t s = 0; (result == DD_SUCCESS) && (s < sectors); s++)
@@ -512,8 +526,10 @@ int vdo_skip_stale_slab_journal(struct vdo_slab *slab)
 
 	if (result != DD_SUCCESS)
 		return result;
-	if (find_newest(slab, ring, &newest) && (newest.sequence >= slab->journal.tail))
-		vdo_start_slab_journal(slab, newest.sequence + 1);
+	if (!find_newest(slab, ring, &newest))
+		newest.sequence = 0;
+	if (sequence_after(slab, newest.sequence) > slab->journal.tail)
+		vdo_start_slab_journal(slab, sequence_after(slab, newest.sequence));
 	dd_free(ring);
 	return DD_SUCCESS;
 }

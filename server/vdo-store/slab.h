@@ -134,6 +134,8 @@ struct vdo_slab {
 	/* From a load until recovery is done: for each sector of counts, the recovery point
 	 * through which its counts include the slab's changes. */
 	struct vdo_journal_point *included;
+	/* The newest slab journal block a sector of the counts read from disk names. */
+	vdo_sequence_t claimed;
 	/* An unrecoverable error happened; no more writes. */
 	bool failed;
 	/* Counters. */

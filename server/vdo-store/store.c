@@ -330,7 +330,7 @@ static int load_volume(struct vdo_store *store)
 		    DD_BAD_STATE, "a read-only rebuild of %s did not finish; run it again",
 		    store->device->name);
 	if (store->super.state == VDO_STATE_DIRTY)
-		return vdo_recover(store->device, &store->super);
+		return vdo_recover(store->device, &store->super, &store->recovery_entries);
 	return DD_SUCCESS;
 }
 
@@ -631,6 +631,8 @@ void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats)
 	stats->operating_mode = stats->read_only ? "read-only" : "normal";
 	stats->recovery_count = store->super.recovery_count;
 	stats->read_only_rebuild_count = store->super.read_only_rebuild_count;
+	stats->slab_count = layout->slab_count;
+	stats->recovery_entries = store->recovery_entries;
 	stats->reads = atomic_load(&store->reads);
 	stats->writes = atomic_load(&store->writes);
 	stats->zero_writes = atomic_load(&store->zero_writes);

@@ -82,6 +82,13 @@ struct vdo_store_stats {
 	const char *operating_mode;
 	uint32_t recovery_count;
 	uint32_t read_only_rebuild_count;
+	/* Slabs, and the recovery done by this open after a crash: the journal entries replayed,
+	 * the slabs recovered before the volume came online, and those still being recovered in
+	 * the background. */
+	uint64_t slab_count;
+	uint64_t recovery_entries;
+	uint64_t slabs_recovered_before_online;
+	uint64_t slabs_recovering;
 	/* Requests. */
 	uint64_t reads;
 	uint64_t writes;

@@ -104,6 +104,8 @@ struct vdo_store {
 	atomic_int read_only_error;
 	struct dd_completion read_only_completion;
 	atomic_uint next_zone;
+	/* Journal entries replayed by the recovery this open made. */
+	uint64_t recovery_entries;
 	/* Counters, updated with relaxed atomics. */
 	atomic_uint_fast64_t reads;
 	atomic_uint_fast64_t writes;

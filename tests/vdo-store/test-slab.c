@@ -355,6 +355,46 @@ static void test_random_crashes(void **state)
 	}
 }
 
+/*
+ * A count block can reach the disk while the journal block its points name does not: the
+ * journal must go on past that block after a crash, or its new entries would look included.
+ */
+static void test_counts_ahead_of_the_journal(void **state)
+{
+	enum {
+		COUNT = 3000
+	};
+	struct fixture *f = make_fixture();
+	uint32_t data_blocks = f->super.layout.slab_data_blocks;
+	uint8_t *model = calloc(data_blocks, 1);
+	struct change *changes = make_changes(COUNT, data_blocks, model, 21);
+	struct vdo_ref_points ahead[VDO_SECTORS_PER_BLOCK];
+	uint8_t *block = malloc(VDO_BLOCK_SIZE);
+	vdo_sequence_t claimed;
+
+	(void) state;
+	assert_success(add_changes(f, changes, COUNT, 0));
+	settle(f);
+	assert_success(vdo_sync_io(f->device, VDO_IO_FLUSH, 0, 0, 0, NULL));
+	/* Count block 0 as written for entries of a journal block the crash lost. */
+	claimed = f->slab->journal.tail + 3;
+	for (unsigned int s = 0; s < VDO_SECTORS_PER_BLOCK; s++)
+		ahead[s] = (struct vdo_ref_points){
+			.slab = { .sequence = claimed, .entry = 2 },
+			.recovery = recovery_point_of(COUNT - 1),
+		};
+	vdo_pack_ref_block(f->slab->counts, 0, block, f->super.nonce, f->slab->ref_origin, ahead);
+	vdo_ram_device_poke(f->device, f->slab->ref_origin * VDO_BLOCK_SIZE, block,
+	                    VDO_BLOCK_SIZE);
+	crash_and_reload(f, RAM_CRASH_DROP_ALL, 0);
+	check_counts(f, model);
+	assert_true(f->slab->journal.tail > claimed);
+	free(block);
+	free(changes);
+	free(model);
+	free_fixture(f);
+}
+
 static void test_write_errors_fail_the_slab(void **state)
 {
 	enum {
@@ -387,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_journal_under_pressure),
 		cmocka_unit_test(test_flushed_entries_survive),
 		cmocka_unit_test(test_random_crashes),
+		cmocka_unit_test(test_counts_ahead_of_the_journal),
 		cmocka_unit_test(test_write_errors_fail_the_slab),
 	};
 

@@ -7,7 +7,9 @@
  * back, and every other block holds one of the values written to it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -528,8 +530,16 @@ static void test_power_cuts(void **state)
 		LOGICAL = 2000
 	};
 
+	/* POWER_CUT_SEEDS=first,last runs other seeds (for stress runs). */
+	uint64_t first = 1;
+	uint64_t last = 10;
+
 	(void) state;
-	for (uint64_t seed = 1; seed <= 10; seed++) {
+	if (getenv("POWER_CUT_SEEDS") != NULL)
+		assert_int_equal(sscanf(getenv("POWER_CUT_SEEDS"), "%" SCNu64 ",%" SCNu64, &first,
+		                        &last),
+		                 2);
+	for (uint64_t seed = first; seed <= last; seed++) {
 		struct block_device *device = formatted_device(DEVICE_BLOCKS, LOGICAL);
 		struct vdo_store *store = open_store(device, 1 + seed % 2);
 		struct flights flights = { .mutex = PTHREAD_MUTEX_INITIALIZER,
@@ -541,6 +551,7 @@ static void test_power_cuts(void **state)
 		make_model(&model, LOGICAL, seed * 7919);
 		/* Two cuts in a row, the second one after a recovery. */
 		for (int cut = 0; cut < 2; cut++) {
+			print_message("power cut seed %llu cut %d\n", (unsigned long long) seed, cut);
 			run_random(store, &model, 1500 + 300 * (unsigned int) seed, 32, &flights);
 			assert_int_equal(flights.mismatches, 0);
 			assert_success(vdo_ram_device_crash(
