@@ -294,7 +294,7 @@ int vdo_check_volume(struct block_device *device, FILE *out, struct vdo_audit_re
 	if ((result == DD_SUCCESS) && (audit.super.state == VDO_STATE_DIRTY))
 		result = vdo_recover(device, &audit.super, NULL);
 	if (result == DD_SUCCESS)
-		result = vdo_load_offline_depot(device, &audit.super, false, &offline);
+		result = vdo_load_offline_depot(device, &audit.super, false, NULL, &offline);
 	if (result == DD_SUCCESS) {
 		audit.depot = offline.depot;
 		result = start_audit(&audit);
@@ -341,7 +341,8 @@ int vdo_rebuild_volume(struct block_device *device, struct vdo_audit_report *rep
 {
 	struct audit audit = { .device = device, .repair = true, .report = report };
 	struct vdo_offline_depot offline = { 0 };
-	struct vdo_journal_contents contents;
+	struct vdo_recovery *recovery = NULL;
+	vdo_sequence_t next_tail = 0;
 	int result = vdo_load_super_block(device, &audit.super);
 
 	memset(report, 0, sizeof(*report));
@@ -352,11 +353,14 @@ int vdo_rebuild_volume(struct block_device *device, struct vdo_audit_report *rep
 	audit.super.state = VDO_STATE_REBUILDING;
 	result = vdo_save_super_block(device, &audit.super);
 	if (result == DD_SUCCESS)
-		result = vdo_load_offline_depot(device, &audit.super, true, &offline);
+		result = vdo_load_offline_depot(device, &audit.super, true, NULL, &offline);
 	if (result == DD_SUCCESS) {
 		audit.depot = offline.depot;
-		result = vdo_replay_journal(device, &audit.super, audit.depot, false, &contents);
+		result = vdo_replay_recovery_journal(device, &audit.super, false, &recovery);
 	}
+	if (result == DD_SUCCESS)
+		next_tail = vdo_recovery_contents(recovery)->next_tail;
+	vdo_free_recovery(recovery);
 	if (result == DD_SUCCESS)
 		result = start_audit(&audit);
 	if (result == DD_SUCCESS)
@@ -367,8 +371,8 @@ int vdo_rebuild_volume(struct block_device *device, struct vdo_audit_report *rep
 		result = vdo_save_depot_summary(audit.depot);
 	if (result == DD_SUCCESS) {
 		audit.super.state = VDO_STATE_CLEAN;
-		audit.super.journal_start = contents.next_tail;
-		audit.super.journal_tail = contents.next_tail;
+		audit.super.journal_start = next_tail;
+		audit.super.journal_tail = next_tail;
 		audit.super.logical_blocks_used = report->mapped_blocks;
 		audit.super.block_map_data_blocks = report->tree_pages;
 		audit.super.read_only_rebuild_count++;

@@ -124,6 +124,46 @@ int vdo_sync_io(struct block_device *device, enum vdo_io_operation operation, un
 	return waiter.result;
 }
 
+/* Several requests in flight at once, and how many are left. */
+struct batch_waiter {
+	pthread_mutex_t mutex;
+	pthread_cond_t cond;
+	uint32_t left;
+	int result;
+};
+
+static void batch_io_done(struct vdo_io *io)
+{
+	struct batch_waiter *waiter = io->context;
+
+	pthread_mutex_lock(&waiter->mutex);
+	if ((io->result != DD_SUCCESS) && (waiter->result == DD_SUCCESS))
+		waiter->result = io->result;
+	if (--waiter->left == 0)
+		pthread_cond_signal(&waiter->cond);
+	pthread_mutex_unlock(&waiter->mutex);
+}
+
+int vdo_sync_io_batch(struct block_device *device, struct vdo_io *ios, uint32_t count)
+{
+	struct batch_waiter waiter = { .mutex = PTHREAD_MUTEX_INITIALIZER,
+		                       .cond = PTHREAD_COND_INITIALIZER,
+		                       .left = count };
+
+	for (uint32_t i = 0; i < count; i++) {
+		ios[i].done = batch_io_done;
+		ios[i].context = &waiter;
+		vdo_submit_io(device, &ios[i]);
+	}
+	pthread_mutex_lock(&waiter.mutex);
+	while (waiter.left > 0)
+		pthread_cond_wait(&waiter.cond, &waiter.mutex);
+	pthread_mutex_unlock(&waiter.mutex);
+	pthread_cond_destroy(&waiter.cond);
+	pthread_mutex_destroy(&waiter.mutex);
+	return waiter.result;
+}
+
 uint64_t vdo_device_blocks(const struct block_device *device)
 {
 	return device->blocks;

@@ -121,6 +121,15 @@ void vdo_submit_io(struct block_device *device, struct vdo_io *io);
 int DD_MUST_CHECK vdo_sync_io(struct block_device *device, enum vdo_io_operation operation,
                               unsigned int flags, uint64_t block, uint32_t count, void *buffer);
 
+/**
+ * vdo_sync_io_batch() - Do @count requests at once (each with its operation, flags, block,
+ *                       count and buffer set) and wait for all of them.
+ *
+ * Return: the first error of any of them, or DD_SUCCESS.
+ */
+int DD_MUST_CHECK vdo_sync_io_batch(struct block_device *device, struct vdo_io *ios,
+                                    uint32_t count);
+
 /** vdo_device_blocks() - The size of @device in blocks. */
 uint64_t vdo_device_blocks(const struct block_device *device);
 

@@ -60,6 +60,10 @@ struct data_vio {
 	bool holds_pbn_lock;
 	unsigned int zones_tried;
 	unsigned int allocation_zone;
+	/* A zone found full that still has slabs recovering (the zone count if none), and the
+	 * wait there for one to come back. */
+	unsigned int recovering_zone;
+	struct vdo_slab_waiter slab_waiter;
 	bool allocating_tree_page;
 	struct vdo_mapping new_mapping;
 	struct vdo_mapping old_mapping;

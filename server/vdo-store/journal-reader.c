@@ -7,20 +7,23 @@
 #include "logger.h"
 #include "memory-alloc.h"
 
-struct ring {
+struct vdo_journal_ring {
 	uint8_t *blocks;
 	uint64_t nonce;
 	vdo_pbn_t origin;
 	uint32_t size;
+	vdo_sequence_t start;
+	bool found;
+	struct vdo_journal_block_header newest;
 };
 
-static const uint8_t *block_at(const struct ring *ring, vdo_sequence_t sequence)
+static const uint8_t *block_at(const struct vdo_journal_ring *ring, vdo_sequence_t sequence)
 {
 	return ring->blocks + (size_t) (sequence % ring->size) * VDO_BLOCK_SIZE;
 }
 
 /* The header of the good block holding @sequence, if that is what its place holds. */
-static bool open_sequence(const struct ring *ring, vdo_sequence_t sequence,
+static bool open_sequence(const struct vdo_journal_ring *ring, vdo_sequence_t sequence,
                           struct vdo_journal_block_header *header)
 {
 	uint32_t position = (uint32_t) (sequence % ring->size);
@@ -31,7 +34,7 @@ static bool open_sequence(const struct ring *ring, vdo_sequence_t sequence,
 }
 
 /* The newest good block at or after @start; false if there is none. */
-static bool find_newest(const struct ring *ring, vdo_sequence_t start,
+static bool find_newest(const struct vdo_journal_ring *ring, vdo_sequence_t start,
                         struct vdo_journal_block_header *newest)
 {
 	bool found = false;
@@ -62,7 +65,7 @@ static void count(struct vdo_journal_contents *contents, const struct vdo_journa
 		contents->logical_blocks_used--;
 }
 
-static int walk(const struct ring *ring, const struct vdo_journal_block_header *newest,
+static int walk(const struct vdo_journal_ring *ring, const struct vdo_journal_block_header *newest,
                 vdo_sequence_t start, vdo_journal_visitor visitor, void *context,
                 struct vdo_journal_contents *contents)
 {
@@ -104,28 +107,65 @@ static int walk(const struct ring *ring, const struct vdo_journal_block_header *
 	return DD_SUCCESS;
 }
 
+void vdo_free_journal_ring(struct vdo_journal_ring *ring)
+{
+	if (ring == NULL)
+		return;
+	dd_free(ring->blocks);
+	dd_free(ring);
+}
+
+int vdo_load_journal_ring(struct block_device *device, uint64_t nonce, vdo_pbn_t origin,
+                          uint32_t size, vdo_sequence_t start, struct vdo_journal_ring **ring_ptr)
+{
+	struct vdo_journal_ring *ring;
+	int result = dd_allocate(sizeof(*ring), "journal ring", &ring);
+
+	if (result != DD_SUCCESS)
+		return result;
+	*ring = (struct vdo_journal_ring){
+		.nonce = nonce, .origin = origin, .size = size, .start = start
+	};
+	result = dd_allocate_aligned((size_t) size * VDO_BLOCK_SIZE, VDO_BLOCK_SIZE,
+	                             "recovery journal", &ring->blocks);
+	if (result == DD_SUCCESS) {
+		result = vdo_sync_io(device, VDO_IO_READ, 0, origin, size, ring->blocks);
+		if (result != DD_SUCCESS)
+			dd_log_error_strerror(result, "cannot read the recovery journal");
+	}
+	if (result != DD_SUCCESS) {
+		vdo_free_journal_ring(ring);
+		return result;
+	}
+	ring->found = find_newest(ring, start, &ring->newest);
+	*ring_ptr = ring;
+	return DD_SUCCESS;
+}
+
+int vdo_walk_journal_ring(const struct vdo_journal_ring *ring, vdo_journal_visitor visitor,
+                          void *context, struct vdo_journal_contents *contents)
+{
+	*contents = (struct vdo_journal_contents){ .head = ring->start,
+		                                   .end = ring->start,
+		                                   .next_tail = ring->start };
+	if (!ring->found)
+		return DD_SUCCESS;
+	contents->next_tail = ring->newest.sequence + 1;
+	return walk(ring, &ring->newest, ring->start, visitor, context, contents);
+}
+
 int vdo_read_recovery_journal(struct block_device *device, uint64_t nonce, vdo_pbn_t origin,
                               uint32_t size, vdo_sequence_t start, vdo_journal_visitor visitor,
                               void *context, struct vdo_journal_contents *contents)
 {
-	struct ring ring = { .nonce = nonce, .origin = origin, .size = size };
-	struct vdo_journal_block_header newest = { 0 };
-	int result = dd_allocate_aligned((size_t) size * VDO_BLOCK_SIZE, VDO_BLOCK_SIZE,
-	                                 "recovery journal", &ring.blocks);
+	struct vdo_journal_ring *ring = NULL;
+	int result = vdo_load_journal_ring(device, nonce, origin, size, start, &ring);
 
 	*contents =
 	    (struct vdo_journal_contents){ .head = start, .end = start, .next_tail = start };
 	if (result != DD_SUCCESS)
 		return result;
-	result = vdo_sync_io(device, VDO_IO_READ, 0, origin, size, ring.blocks);
-	if (result != DD_SUCCESS) {
-		dd_free(ring.blocks);
-		return dd_log_error_strerror(result, "cannot read the recovery journal");
-	}
-	if (find_newest(&ring, start, &newest)) {
-		contents->next_tail = newest.sequence + 1;
-		result = walk(&ring, &newest, start, visitor, context, contents);
-	}
-	dd_free(ring.blocks);
+	result = vdo_walk_journal_ring(ring, visitor, context, contents);
+	vdo_free_journal_ring(ring);
 	return result;
 }

@@ -32,8 +32,26 @@ struct vdo_journal_contents {
 typedef int (*vdo_journal_visitor)(void *context, const struct vdo_journal_entry *entry,
                                    struct vdo_journal_point point);
 
+struct vdo_journal_ring;
+
 /**
- * vdo_read_recovery_journal() - Read the journal of @size blocks at @origin.
+ * vdo_load_journal_ring() - Read the journal of @size blocks at @origin into memory, to walk it
+ *                           (as often as needed) with vdo_walk_journal_ring(); @start as below.
+ */
+int DD_MUST_CHECK vdo_load_journal_ring(struct block_device *device, uint64_t nonce,
+                                        vdo_pbn_t origin, uint32_t size, vdo_sequence_t start,
+                                        struct vdo_journal_ring **ring_ptr);
+
+/** vdo_walk_journal_ring() - Walk a journal read by vdo_load_journal_ring(); as below. */
+int DD_MUST_CHECK vdo_walk_journal_ring(const struct vdo_journal_ring *ring,
+                                        vdo_journal_visitor visitor, void *context,
+                                        struct vdo_journal_contents *contents);
+
+/** vdo_free_journal_ring() - Free @ring (NULL is fine). */
+void vdo_free_journal_ring(struct vdo_journal_ring *ring);
+
+/**
+ * vdo_read_recovery_journal() - Read the journal of @size blocks at @origin and walk it.
  * @start: the oldest block that may be needed (the super block's journal start); blocks older
  *         than it are never walked
  *

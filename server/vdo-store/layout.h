@@ -29,6 +29,7 @@
 #ifndef VDO_LAYOUT_H
 #define VDO_LAYOUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "errors.h"
@@ -111,6 +112,27 @@ int DD_MUST_CHECK vdo_grow_layout(const struct vdo_layout *layout, uint64_t phys
 static inline uint64_t vdo_slab_origin(const struct vdo_layout *layout, uint32_t slab)
 {
 	return layout->depot_origin + ((uint64_t) slab << layout->slab_bits);
+}
+
+/**
+ * vdo_locate_data_block() - The slab holding data block @pbn and the block's offset there; false
+ *                           if @pbn is not a data block of any slab of @layout.
+ */
+static inline bool vdo_locate_data_block(const struct vdo_layout *layout, uint64_t pbn,
+                                         uint32_t *slab_ptr, uint32_t *offset_ptr)
+{
+	uint64_t slab;
+	uint64_t offset;
+
+	if (pbn < layout->depot_origin)
+		return false;
+	slab = (pbn - layout->depot_origin) >> layout->slab_bits;
+	offset = (pbn - layout->depot_origin) & (((uint64_t) 1 << layout->slab_bits) - 1);
+	if ((slab >= layout->slab_count) || (offset >= layout->slab_data_blocks))
+		return false;
+	*slab_ptr = (uint32_t) slab;
+	*offset_ptr = (uint32_t) offset;
+	return true;
 }
 
 /** vdo_data_blocks() - The data blocks of all slabs. */

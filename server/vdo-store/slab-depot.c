@@ -4,10 +4,12 @@
  */
 #include "slab-depot.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "logger.h"
 #include "memory-alloc.h"
+#include "permassert.h"
 
 struct depot_zone {
 	unsigned int index;
@@ -23,6 +25,9 @@ struct depot_zone {
 	int drain_result;
 	/* Blocks claimed by writes in flight. */
 	struct vdo_lock_table pbn_locks;
+	/* Slabs still left for recovery, and allocations waiting for one to come back. */
+	uint32_t recovering;
+	struct vdo_slab_waiter *waiters;
 };
 
 struct vdo_slab_depot {
@@ -35,6 +40,7 @@ struct vdo_slab_depot {
 	unsigned int zone_count;
 	struct depot_zone *zones;
 	uint64_t free_blocks;
+	atomic_uint recovering;
 };
 
 static void free_zones(struct vdo_slab_depot *depot)
@@ -105,19 +111,43 @@ static int deal_slabs(struct vdo_slab_depot *depot, uint32_t slab_count)
 	return DD_SUCCESS;
 }
 
-/* Make and load (or reset) slabs [first, last). */
-static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t last, bool reset)
+/* Leave @slab for recovery: it is not loaded, and counts as about as free as the summary says. */
+static void leave_for_recovery(struct vdo_slab_depot *depot, struct vdo_slab *slab)
+{
+	struct vdo_summary_entry entry =
+	    vdo_get_summary_entry_of(depot->context.summary, slab->number);
+	uint32_t total = depot->layout.slab_data_blocks;
+
+	slab->recovering = true;
+	slab->free_estimate = total - (uint32_t) ((uint64_t) entry.fullness_hint * total / 255);
+	depot->zones[slab->zone].recovering++;
+	atomic_fetch_add(&depot->recovering, 1);
+}
+
+/* Whether a crash left @slab for recovery. */
+static bool needs_recovery(const struct vdo_slab_depot *depot, const bool *touched, uint32_t slab)
+{
+	return (touched != NULL) &&
+	       (touched[slab] || vdo_get_summary_entry_of(depot->context.summary, slab).dirty);
+}
+
+/* Make and load (or reset, or leave for recovery) slabs [first, last). */
+static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t last, bool reset,
+                      const bool *touched)
 {
 	for (uint32_t s = first; s < last; s++) {
 		struct depot_zone *zone = &depot->zones[s % depot->zone_count];
 		int result = vdo_make_slab(&depot->context, s, zone->index, zone->thread,
 		                           zone->lock_zone, &depot->slabs[s]);
 
-		if (result == DD_SUCCESS) {
-			depot->slab_count = s + 1;
-			result = reset ? vdo_reset_slab(depot->slabs[s])
-			               : vdo_load_slab(depot->slabs[s]);
+		if (result != DD_SUCCESS)
+			return result;
+		depot->slab_count = s + 1;
+		if (needs_recovery(depot, touched, s)) {
+			leave_for_recovery(depot, depot->slabs[s]);
+			continue;
 		}
+		result = reset ? vdo_reset_slab(depot->slabs[s]) : vdo_load_slab(depot->slabs[s]);
 		if (result != DD_SUCCESS)
 			return dd_log_error_strerror(result, "cannot load slab %u", s);
 		depot->free_blocks += vdo_free_blocks(depot->slabs[s]->counts);
@@ -159,7 +189,9 @@ int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_d
 		                                    .threads = config->threads,
 		                                    .locks = config->locks,
 		                                    .fail = config->fail,
-		                                    .fail_context = config->fail_context };
+		                                    .fail_context = config->fail_context,
+		                                    .hurry = config->hurry,
+		                                    .hurry_context = config->hurry_context };
 	result =
 	    vdo_load_slab_summary(config->device, config->layout, config->nonce, config->threads,
 	                          config->summary_thread, config->reset, &depot->context.summary);
@@ -168,7 +200,8 @@ int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_d
 	if (result == DD_SUCCESS)
 		result = deal_slabs(depot, depot->layout.slab_count);
 	if (result == DD_SUCCESS)
-		result = load_slabs(depot, 0, depot->layout.slab_count, config->reset);
+		result = load_slabs(depot, 0, depot->layout.slab_count, config->reset,
+		                    config->touched);
 	if (result != DD_SUCCESS) {
 		vdo_free_slab_depot(depot);
 		return result;
@@ -200,17 +233,11 @@ struct vdo_slab *vdo_depot_slab(const struct vdo_slab_depot *depot, uint32_t num
 struct vdo_slab *vdo_depot_slab_of(const struct vdo_slab_depot *depot, vdo_pbn_t pbn,
                                    uint32_t *offset_ptr)
 {
-	const struct vdo_layout *layout = &depot->layout;
-	uint64_t slab;
-	uint64_t offset;
+	uint32_t slab;
 
-	if (pbn < layout->depot_origin)
+	if (!vdo_locate_data_block(&depot->layout, pbn, &slab, offset_ptr) ||
+	    (slab >= depot->slab_count))
 		return NULL;
-	slab = (pbn - layout->depot_origin) >> layout->slab_bits;
-	offset = (pbn - layout->depot_origin) & (layout->slab_blocks - 1);
-	if ((slab >= depot->slab_count) || (offset >= layout->slab_data_blocks))
-		return NULL;
-	*offset_ptr = (uint32_t) offset;
 	return depot->slabs[slab];
 }
 
@@ -222,9 +249,12 @@ static uint32_t emptiest_slab(const struct vdo_slab_depot *depot, const struct d
 
 	for (uint32_t i = 0; i < zone->count; i++) {
 		const struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
-		uint32_t free = vdo_free_blocks(slab->counts);
+		uint32_t free;
 
-		if (!slab->failed && (free > best_free)) {
+		if (slab->recovering || slab->failed)
+			continue;
+		free = vdo_free_blocks(slab->counts);
+		if (free > best_free) {
 			best = i;
 			best_free = free;
 		}
@@ -243,7 +273,7 @@ bool vdo_allocate_in_zone(struct vdo_slab_depot *depot, unsigned int zone_number
 	if (zone->count == 0)
 		return false;
 	slab = depot->slabs[zone->slabs[zone->open]];
-	if (slab->failed || !vdo_allocate_block(slab->counts, &offset)) {
+	if (slab->recovering || slab->failed || !vdo_allocate_block(slab->counts, &offset)) {
 		zone->open = emptiest_slab(depot, zone);
 		if (zone->open == zone->count) {
 			zone->open = 0;
@@ -270,6 +300,78 @@ void vdo_release_allocation(struct vdo_slab_depot *depot, vdo_pbn_t pbn)
 		vdo_slab_fail(slab, DD_BAD_STATE);
 }
 
+bool vdo_zone_is_recovering(const struct vdo_slab_depot *depot, unsigned int zone)
+{
+	return depot->zones[zone].recovering > 0;
+}
+
+void vdo_wait_for_recovered_slab(struct vdo_slab_depot *depot, unsigned int zone_number,
+                                 struct vdo_slab_waiter *waiter)
+{
+	struct depot_zone *zone = &depot->zones[zone_number];
+
+	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
+	if (zone->recovering == 0) {
+		dd_launch_completion(waiter->completion);
+		return;
+	}
+	waiter->next = zone->waiters;
+	zone->waiters = waiter;
+}
+
+void vdo_slab_back_from_recovery(struct vdo_slab_depot *depot, struct vdo_slab *slab, int result)
+{
+	struct depot_zone *zone = &depot->zones[slab->zone];
+	struct vdo_slab_waiter *waiters = zone->waiters;
+
+	vdo_slab_recovered(slab, result);
+	zone->recovering--;
+	atomic_fetch_sub(&depot->recovering, 1);
+	zone->waiters = NULL;
+	while (waiters != NULL) {
+		struct vdo_slab_waiter *waiter = waiters;
+
+		waiters = waiter->next;
+		dd_launch_completion(waiter->completion);
+	}
+}
+
+void vdo_slab_recovered_early(struct vdo_slab_depot *depot, struct vdo_slab *slab)
+{
+	slab->recovering = false;
+	depot->zones[slab->zone].recovering--;
+	atomic_fetch_sub(&depot->recovering, 1);
+	depot->free_blocks += vdo_free_blocks(slab->counts);
+	vdo_set_summary_entry_of(depot->context.summary, slab->number,
+	                         vdo_clean_summary_entry(slab));
+}
+
+struct vdo_slab *vdo_first_slab_to_recover(const struct vdo_slab_depot *depot, unsigned int zone_number)
+{
+	const struct depot_zone *zone = &depot->zones[zone_number];
+	struct vdo_slab *best = NULL;
+
+	for (uint32_t i = 0; i < zone->count; i++) {
+		struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
+
+		if (!slab->recovering && !slab->failed && (vdo_free_blocks(slab->counts) > 0))
+			return NULL;
+		if (slab->recovering && ((best == NULL) || (slab->free_estimate > best->free_estimate)))
+			best = slab;
+	}
+	return best;
+}
+
+struct vdo_slab_summary *vdo_depot_summary(const struct vdo_slab_depot *depot)
+{
+	return depot->context.summary;
+}
+
+uint32_t vdo_depot_slabs_recovering(const struct vdo_slab_depot *depot)
+{
+	return atomic_load(&depot->recovering);
+}
+
 uint64_t vdo_depot_free_blocks(const struct vdo_slab_depot *depot)
 {
 	return depot->free_blocks;
@@ -280,8 +382,11 @@ uint64_t vdo_zone_free_blocks(const struct vdo_slab_depot *depot, unsigned int z
 	const struct depot_zone *zone = &depot->zones[zone_number];
 	uint64_t free = 0;
 
-	for (uint32_t i = 0; i < zone->count; i++)
-		free += vdo_free_blocks(depot->slabs[zone->slabs[i]]->counts);
+	for (uint32_t i = 0; i < zone->count; i++) {
+		const struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
+
+		free += slab->recovering ? slab->free_estimate : vdo_free_blocks(slab->counts);
+	}
 	return free;
 }
 
@@ -301,6 +406,8 @@ void vdo_drain_depot_zone(struct vdo_slab_depot *depot, unsigned int zone_number
 	struct depot_zone *zone = &depot->zones[zone_number];
 
 	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
+	(void) DD_ASSERT(zone->recovering == 0, "zone %u drains with slabs still recovering",
+	                   zone_number);
 	zone->drain_waiter = waiter;
 	zone->drain_result = DD_SUCCESS;
 	/* One more than the slabs, given up last, so that no slab finishes the drain early. */
@@ -324,6 +431,8 @@ void vdo_commit_depot_zone(struct vdo_slab_depot *depot, unsigned int zone_numbe
 	for (uint32_t i = 0; i < zone->count; i++) {
 		struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
 
+		if (slab->recovering)
+			continue;
 		if ((slab->journal.tail_lock != VDO_NO_LOCK) &&
 		    (slab->journal.tail_lock <= through))
 			vdo_commit_slab_journal(slab, through);
@@ -335,17 +444,9 @@ int vdo_save_depot_summary(struct vdo_slab_depot *depot)
 	depot->free_blocks = 0;
 	for (uint32_t s = 0; s < depot->slab_count; s++) {
 		struct vdo_slab *slab = depot->slabs[s];
-		uint32_t free = vdo_free_blocks(slab->counts);
 
-		depot->free_blocks += free;
-		vdo_set_summary_entry_of(
-		    depot->context.summary, s,
-		    (struct vdo_summary_entry){
-		        .tail_block_offset = (uint16_t) (slab->journal.tail % slab->journal.size),
-		        .fullness_hint = vdo_fullness_hint(free, depot->layout.slab_data_blocks),
-		        .load_ref_counts = slab->counts_on_disk,
-		        .dirty = false,
-		    });
+		depot->free_blocks += vdo_free_blocks(slab->counts);
+		vdo_set_summary_entry_of(depot->context.summary, s, vdo_clean_summary_entry(slab));
 		slab->summary_dirty = false;
 	}
 	return vdo_save_slab_summary(depot->context.summary);
@@ -363,7 +464,7 @@ int vdo_grow_slab_depot(struct vdo_slab_depot *depot, const struct vdo_layout *l
 	if (result != DD_SUCCESS)
 		return result;
 	depot->layout = *layout;
-	result = load_slabs(depot, old_count, layout->slab_count, false);
+	result = load_slabs(depot, old_count, layout->slab_count, false, NULL);
 	if (result == DD_SUCCESS)
 		return DD_SUCCESS;
 	/* Go back to the old slabs, so that the depot stays as it was. */
@@ -416,6 +517,11 @@ void vdo_get_zone_slab_stats(const struct vdo_slab_depot *depot, unsigned int zo
 	for (uint32_t i = 0; i < zone->count; i++) {
 		const struct vdo_slab *slab = depot->slabs[zone->slabs[i]];
 
+		if (slab->recovering) {
+			stats->free_blocks += slab->free_estimate;
+			stats->recovering_slabs++;
+			continue;
+		}
 		stats->free_blocks += vdo_free_blocks(slab->counts);
 		stats->journal_blocks_written += slab->journal_blocks_written;
 		stats->ref_blocks_written += slab->ref_blocks_written;

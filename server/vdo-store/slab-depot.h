@@ -8,8 +8,11 @@
  * A zone with no free block says so, and the caller tries the next zone (on that zone's thread),
  * until every zone has been asked: only then is the volume out of space.
  *
- * Loading reads the summary and every slab the summary says was used (scrubbing those left
- * dirty by a crash) before the zones run; saving drains every slab on its own thread, then
+ * Loading reads the summary and every slab the summary says was used before the zones run.
+ * After a crash, the slabs the recovery journal touched and those the summary marks dirty are
+ * left for recovery (recovery.h) instead: such a slab is not allocated from, its entries wait
+ * (slab.h), and a zone with no free block but slabs still recovering makes allocations wait for
+ * the next one to come back rather than fail. Saving drains every slab on its own thread, then
  * marks every slab clean in the summary. Growing adds slabs at the end, which the zones take as
  * their own.
  */
@@ -40,8 +43,20 @@ struct vdo_depot_config {
 	struct vdo_lock_counter *locks;
 	void (*fail)(void *context, int result);
 	void *fail_context;
+	/* An entry waits for a slab being recovered (slab.h). */
+	void (*hurry)(void *context, struct vdo_slab *slab);
+	void *hurry_context;
 	/* Do not load the counts but reset every slab (a read-only rebuild). */
 	bool reset;
+	/* After a crash: the slabs the recovery journal changes (NULL: none, and nothing is
+	 * left for recovery). */
+	const bool *touched;
+};
+
+/* Zone thread: an allocation waiting for a slab of its zone to come back from recovery. */
+struct vdo_slab_waiter {
+	struct dd_completion *completion;
+	struct vdo_slab_waiter *next;
 };
 
 /**
@@ -82,6 +97,45 @@ bool vdo_allocate_in_zone(struct vdo_slab_depot *depot, unsigned int zone, vdo_p
  *                            used.
  */
 void vdo_release_allocation(struct vdo_slab_depot *depot, vdo_pbn_t pbn);
+
+/**
+ * vdo_zone_is_recovering() - Zone @zone's thread: whether some of its slabs are still being
+ *                            recovered.
+ */
+bool vdo_zone_is_recovering(const struct vdo_slab_depot *depot, unsigned int zone);
+
+/**
+ * vdo_wait_for_recovered_slab() - Zone @zone's thread: launch @waiter's completion when the next
+ *                                 slab of the zone comes back from recovery.
+ */
+void vdo_wait_for_recovered_slab(struct vdo_slab_depot *depot, unsigned int zone,
+                                 struct vdo_slab_waiter *waiter);
+
+/**
+ * vdo_slab_back_from_recovery() - @slab's thread: the slab is recovered (or failed to be, with
+ *                                 @result); it goes back to its zone.
+ */
+void vdo_slab_back_from_recovery(struct vdo_slab_depot *depot, struct vdo_slab *slab, int result);
+
+/**
+ * vdo_slab_recovered_early() - @slab was recovered before the zones run: it is its zone's again,
+ *                              and its summary entry (not written) says it is clean.
+ */
+void vdo_slab_recovered_early(struct vdo_slab_depot *depot, struct vdo_slab *slab);
+
+/**
+ * vdo_first_slab_to_recover() - Before the zones run: the slab left for recovery that zone
+ *                               @zone should get back first (the emptiest, as the summary says),
+ *                               or NULL if the zone has a slab with free blocks already or none
+ *                               left for recovery.
+ */
+struct vdo_slab *vdo_first_slab_to_recover(const struct vdo_slab_depot *depot, unsigned int zone);
+
+/** vdo_depot_summary() - The depot's slab summary. */
+struct vdo_slab_summary *vdo_depot_summary(const struct vdo_slab_depot *depot);
+
+/** vdo_depot_slabs_recovering() - How many slabs are still left for recovery (any thread). */
+uint32_t vdo_depot_slabs_recovering(const struct vdo_slab_depot *depot);
 
 /** vdo_depot_free_blocks() - Free data blocks, as of the last load or save (any thread). */
 uint64_t vdo_depot_free_blocks(const struct vdo_slab_depot *depot);
@@ -138,6 +192,7 @@ struct vdo_slab_stats {
 	uint64_t journal_blocks_written;
 	uint64_t ref_blocks_written;
 	uint64_t dirty_slabs;
+	uint64_t recovering_slabs;
 };
 
 /** vdo_get_zone_slab_stats() - Zone @zone's thread (or when quiet): its slabs' counters. */

@@ -222,11 +222,48 @@ static void serve_waiters(struct vdo_slab *slab)
 	}
 }
 
+/* Keep @request until the slab is recovered, and ask for that to happen soon. */
+static void park(struct vdo_slab *slab, struct vdo_slab_entry_request *request)
+{
+	request->next = NULL;
+	if (slab->last_parked != NULL)
+		slab->last_parked->next = request;
+	else
+		slab->parked = request;
+	slab->last_parked = request;
+	if (!slab->hurried && (slab->context->hurry != NULL)) {
+		slab->hurried = true;
+		slab->context->hurry(slab->context->hurry_context, slab);
+	}
+}
+
+void vdo_slab_recovered(struct vdo_slab *slab, int result)
+{
+	struct vdo_slab_entry_request *parked = slab->parked;
+
+	(void) dd_assert_on_thread(slab->context->threads, slab->thread, __func__);
+	slab->recovering = false;
+	slab->parked = NULL;
+	slab->last_parked = NULL;
+	if (result != DD_SUCCESS)
+		vdo_slab_fail(slab, result);
+	while (parked != NULL) {
+		struct vdo_slab_entry_request *request = parked;
+
+		parked = request->next;
+		vdo_add_slab_entry(slab, request);
+	}
+}
+
 void vdo_add_slab_entry(struct vdo_slab *slab, struct vdo_slab_entry_request *request)
 {
 	struct vdo_slab_journal *journal = journal_of(slab);
 
 	(void) dd_assert_on_thread(slab->context->threads, slab->thread, __func__);
+	if (slab->recovering) {
+		park(slab, request);
+		return;
+	}
 	if (slab->failed) {
 		dd_continue_completion(&request->completion, DD_READ_ONLY);
 		return;

@@ -41,6 +41,7 @@ int vdo_make_slab(struct vdo_slab_context *context, uint32_t number, unsigned in
 	dd_initialize_completion(&slab->journal.reap_completion, context->threads);
 	dd_initialize_completion(&slab->journal.summary_update.completion, context->threads);
 	dd_initialize_completion(&slab->format_completion, context->threads);
+	dd_initialize_completion(&slab->hurry_completion, context->threads);
 	result = vdo_make_ref_counts(layout->slab_data_blocks, &slab->counts);
 	if (result == DD_SUCCESS)
 		result = DD_ALLOCATE(vdo_ref_block_count(slab->counts), bool, "formatted blocks",
@@ -319,9 +320,11 @@ int vdo_save_slab_counts(struct vdo_slab *slab)
 {
 	int result;
 
-	/* Counts that never left zero need no blocks; others need them all on disk. */
+	/* Counts that never left zero, of a journal that never went on past its first block,
+	 * need no blocks; others need them all on disk. */
 	if (!slab->counts_on_disk) {
-		if (vdo_free_blocks(slab->counts) == slab->context->layout->slab_data_blocks)
+		if ((vdo_free_blocks(slab->counts) == slab->context->layout->slab_data_blocks) &&
+		    (slab->journal.tail == 1))
 			return DD_SUCCESS;
 		vdo_dirty_all_ref_blocks(slab->counts, slab->journal.tail);
 	}
@@ -492,6 +495,17 @@ bool vdo_slab_includes(const struct vdo_slab *slab, uint32_t offset, struct vdo_
 	                  (offset % VDO_COUNTS_PER_REF_BLOCK) / VDO_COUNTS_PER_SECTOR;
 
 	return (slab->included != NULL) && !vdo_before_journal_point(slab->included[sector], point);
+}
+
+struct vdo_summary_entry vdo_clean_summary_entry(const struct vdo_slab *slab)
+{
+	return (struct vdo_summary_entry){
+		.tail_block_offset = (uint16_t) (slab->journal.tail % slab->journal.size),
+		.fullness_hint = vdo_fullness_hint(vdo_free_blocks(slab->counts),
+		                                   slab->context->layout->slab_data_blocks),
+		.load_ref_counts = slab->counts_on_disk,
+		.dirty = false,
+	};
 }
 
 void vdo_slab_recovery_done(struct vdo_slab *slab)

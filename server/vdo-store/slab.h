@@ -43,6 +43,8 @@ enum {
 	VDO_REF_WRITES_PER_SLAB = 4,
 };
 
+struct vdo_slab;
+
 /* What every slab of a depot shares; set up before the zones run, then read-only. */
 struct vdo_slab_context {
 	struct block_device *device;
@@ -54,6 +56,9 @@ struct vdo_slab_context {
 	/* Called on a slab's thread when its metadata fails (enter read-only mode). */
 	void (*fail)(void *context, int result);
 	void *fail_context;
+	/* Called on a slab's thread, once, when an entry waits for the slab's recovery. */
+	void (*hurry)(void *context, struct vdo_slab *slab);
+	void *hurry_context;
 };
 
 /*
@@ -134,6 +139,18 @@ struct vdo_slab {
 	/* From a load until recovery is done: for each sector of counts, the recovery point
 	 * through which its counts include the slab's changes. */
 	struct vdo_journal_point *included;
+	/*
+	 * Left for recovery after a crash (recovery.h): until the slab is handed back, whoever
+	 * recovers it owns everything else here, and the slab's thread only parks entries for
+	 * it (in order) and asks, once, for it to be recovered soon.
+	 */
+	bool recovering;
+	struct vdo_slab_entry_request *parked;
+	struct vdo_slab_entry_request *last_parked;
+	bool hurried;
+	struct dd_completion hurry_completion;
+	/* What the summary said of the slab's free blocks when it was left for recovery. */
+	uint32_t free_estimate;
 	/* The newest slab journal block a sector of the counts read from disk names. */
 	vdo_sequence_t claimed;
 	/* An unrecoverable error happened; no more writes. */
@@ -196,7 +213,9 @@ int DD_MUST_CHECK vdo_reset_slab(struct vdo_slab *slab);
 
 /**
  * vdo_save_slab_counts() - Write every dirty count block now, without a flush (before the zones
- *                          run).
+ *                          run). A slab whose journal has gone past its first block gets all
+ *                          its count blocks, even if every count is zero, so that the summary
+ *                          can say where its journal goes on.
  */
 int DD_MUST_CHECK vdo_save_slab_counts(struct vdo_slab *slab);
 
@@ -207,6 +226,12 @@ int DD_MUST_CHECK vdo_save_slab_counts(struct vdo_slab *slab);
  */
 bool vdo_slab_includes(const struct vdo_slab *slab, uint32_t offset,
                        struct vdo_journal_point point);
+
+/**
+ * vdo_clean_summary_entry() - The summary entry of @slab with its counts on disk up to date (its
+ *                             journal's tail, its fullness, whether its counts are on disk).
+ */
+struct vdo_summary_entry vdo_clean_summary_entry(const struct vdo_slab *slab);
 
 /** vdo_slab_recovery_done() - Forget what the load included (recovery is over). */
 void vdo_slab_recovery_done(struct vdo_slab *slab);
@@ -242,12 +267,21 @@ void vdo_format_slab_counts(struct vdo_slab *slab, void (*done)(struct vdo_slab 
 /** vdo_slab_fail() - Slab thread: stop the slab after an unrecoverable error. */
 void vdo_slab_fail(struct vdo_slab *slab, int result);
 
+/**
+ * vdo_slab_recovered() - Slab thread: the slab has been recovered (or failed to be, with
+ *                        @result): it is the thread's own again; make the entries parked for it.
+ */
+void vdo_slab_recovered(struct vdo_slab *slab, int result);
+
 /* slab-journal.c */
 
 /** vdo_start_slab_journal() - Set up an empty journal whose next block is @tail. */
 void vdo_start_slab_journal(struct vdo_slab *slab, vdo_sequence_t tail);
 
-/** vdo_add_slab_entry() - Slab thread: journal a change and apply it; see the request. */
+/**
+ * vdo_add_slab_entry() - Slab thread: journal a change and apply it; see the request. While the
+ *                        slab is recovering, the entry waits until it is handed back.
+ */
 void vdo_add_slab_entry(struct vdo_slab *slab, struct vdo_slab_entry_request *request);
 
 /**

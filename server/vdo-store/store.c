@@ -2,9 +2,10 @@
 /*
  * Opening, running and closing a volume; see vdo-store.h and vdo.h.
  *
- * Open loads the super block, recovers a volume left dirty (recovery.h), makes the zones and
- * their components, and marks the volume dirty on disk before the first write can reach the
- * journal. Close waits for every request, drains the block map and the slab depot (which gives
+ * Open loads the super block, replays the journal of a volume left dirty (recovery.h), makes
+ * the zones and their components, recovers the slabs each zone needs to allocate from and
+ * leaves the rest to background recovery (background-recovery.h), and marks the volume dirty on
+ * disk before the first write can reach the journal. Close waits for every request, drains the block map and the slab depot (which gives
  * every recovery journal lock back), drains the journal to an empty state, marks every slab
  * clean in the summary, and writes the super block clean with the journal's new start.
  */
@@ -99,6 +100,33 @@ static void notify_journal(void *context)
 	vdo_journal_notify(store->journal);
 }
 
+static void hurry_slab(void *context, struct vdo_slab *slab)
+{
+	struct vdo_store *store = context;
+
+	vdo_hurry_slab_recovery(store->background, slab);
+}
+
+static void background_done(void *context)
+{
+	struct vdo_store *store = context;
+
+	pthread_mutex_lock(&store->background_mutex);
+	store->background_running = false;
+	pthread_cond_broadcast(&store->background_done);
+	pthread_mutex_unlock(&store->background_mutex);
+}
+
+static void wait_for_background(struct vdo_store *store)
+{
+	if (store->background != NULL)
+		vdo_rush_background_recovery(store->background);
+	pthread_mutex_lock(&store->background_mutex);
+	while (store->background_running)
+		pthread_cond_wait(&store->background_done, &store->background_mutex);
+	pthread_mutex_unlock(&store->background_mutex);
+}
+
 static bool is_data_block(void *context, vdo_pbn_t pbn)
 {
 	struct vdo_store *store = context;
@@ -115,8 +143,8 @@ static int make_threads(struct vdo_store *store)
 {
 	struct vdo_threads *ids = &store->thread_ids;
 	unsigned int count = 0;
-	char names[4 + 2 * VDO_MAX_ZONES][32];
-	const char *pointers[4 + 2 * VDO_MAX_ZONES];
+	char names[5 + 2 * VDO_MAX_ZONES][32];
+	const char *pointers[5 + 2 * VDO_MAX_ZONES];
 	struct dd_thread_set_config config;
 
 	ids->logical_count = store->config.logical_zones;
@@ -137,6 +165,8 @@ static int make_threads(struct vdo_store *store)
 	snprintf(names[count++], sizeof(names[0]), "vdoack");
 	ids->admin = count;
 	snprintf(names[count++], sizeof(names[0]), "vdoadmin");
+	ids->recovery = count;
+	snprintf(names[count++], sizeof(names[0]), "vdorecover");
 	for (unsigned int t = 0; t < count; t++)
 		pointers[t] = names[t];
 	config = dd_default_thread_set_config("vdo", count);
@@ -180,8 +210,11 @@ static int make_depot(struct vdo_store *store)
 		.locks = store->locks,
 		.fail = vdo_component_failed,
 		.fail_context = store,
+		.hurry = hurry_slab,
+		.hurry_context = store,
 		/* A read-only volume writes nothing: its counts are not needed (nor trusted). */
 		.reset = (store->super.state == VDO_STATE_READ_ONLY),
+		.touched = (store->recovery != NULL) ? vdo_recovery_touched(store->recovery) : NULL,
 	};
 
 	for (unsigned int z = 0; z < config.zone_count; z++)
@@ -216,6 +249,36 @@ static int make_block_map(struct vdo_store *store)
 	return vdo_make_block_map(&config, &store->map);
 }
 
+/*
+ * Whether the replayed journal's blocks stay locked while the slabs are recovered in the
+ * background: only if there were some, and the journal keeps room for new blocks after them.
+ */
+static bool keeps_journal_window(const struct vdo_store *store)
+{
+	const struct vdo_journal_contents *contents;
+
+	if (store->recovery == NULL)
+		return false;
+	contents = vdo_recovery_contents(store->recovery);
+	return (contents->end > contents->head) &&
+	       (contents->next_tail - contents->head < store->super.layout.journal_blocks);
+}
+
+/* After a replay, the journal goes on after every block it found. */
+static void take_replayed_journal(struct vdo_store *store)
+{
+	const struct vdo_journal_contents *contents = vdo_recovery_contents(store->recovery);
+
+	if (contents->end > contents->head) {
+		store->super.logical_blocks_used = contents->logical_blocks_used;
+		store->super.block_map_data_blocks = contents->block_map_data_blocks;
+	}
+	store->super.journal_start =
+	    keeps_journal_window(store) ? contents->head : contents->next_tail;
+	store->super.journal_tail = contents->next_tail;
+	store->recovery_entries = contents->entries;
+}
+
 static int make_journal(struct vdo_store *store)
 {
 	struct vdo_journal_config config = {
@@ -243,6 +306,9 @@ static int make_components(struct vdo_store *store)
 	unsigned int zones = store->thread_ids.logical_count + store->thread_ids.physical_count;
 	int result = vdo_make_lock_counter(store->super.layout.journal_blocks, zones,
 	                                   notify_journal, store, &store->locks);
+
+	if (store->recovery != NULL)
+		take_replayed_journal(store);
 
 	for (unsigned int z = 0; z < zones; z++) {
 		struct lock_release *release = &store->releases[z];
@@ -281,7 +347,10 @@ static void settle(struct vdo_store *store)
 
 static void free_store(struct vdo_store *store)
 {
+	wait_for_background(store);
 	settle(store);
+	vdo_free_background_recovery(store->background);
+	vdo_free_recovery(store->recovery);
 	vdo_free_data_vio_pool(store);
 	if (store->flusher.counts != NULL)
 		vdo_free_flusher(&store->flusher);
@@ -294,6 +363,8 @@ static void free_store(struct vdo_store *store)
 	}
 	dd_free_thread_set(store->threads);
 	vdo_free_lock_counter(store->locks);
+	pthread_cond_destroy(&store->background_done);
+	pthread_mutex_destroy(&store->background_mutex);
 	dd_free(store);
 }
 
@@ -329,8 +400,52 @@ static int load_volume(struct vdo_store *store)
 		return dd_log_error_strerror(
 		    DD_BAD_STATE, "a read-only rebuild of %s did not finish; run it again",
 		    store->device->name);
-	if (store->super.state == VDO_STATE_DIRTY)
-		return vdo_recover(store->device, &store->super, &store->recovery_entries);
+	if (store->super.state != VDO_STATE_DIRTY)
+		return DD_SUCCESS;
+	dd_log_info("%s was not closed cleanly: recovering", store->device->name);
+	return vdo_replay_recovery_journal(store->device, &store->super, true, &store->recovery);
+}
+
+/*
+ * Recover the slabs the zones need before the volume opens, and leave the rest to background
+ * recovery; or recover them all now if the journal cannot keep its replayed blocks meanwhile.
+ */
+static int recover_slabs(struct vdo_store *store)
+{
+	const struct vdo_journal_contents *contents = vdo_recovery_contents(store->recovery);
+	struct vdo_background_config config = {
+		.threads = store->threads,
+		.thread = store->thread_ids.recovery,
+		.depot = store->depot,
+		.locks = store->locks,
+		.first_locked = contents->head,
+		.end_locked = contents->next_tail,
+		.pause_ns = (dd_ktime_t) store->config.recovery_pause_ms * 1000000,
+		.done = background_done,
+		.context = store,
+	};
+	int result;
+
+	store->super.recovery_count++;
+	if (!keeps_journal_window(store)) {
+		result = vdo_recover_all_slabs(store->recovery, store->depot);
+		if (result == DD_SUCCESS)
+			result = vdo_save_slab_summary(vdo_depot_summary(store->depot));
+		store->slabs_recovered_before_online = store->super.layout.slab_count;
+		return result;
+	}
+	result = vdo_recover_first_slabs(store->recovery, store->depot,
+	                                 &store->slabs_recovered_before_online);
+	if (result != DD_SUCCESS)
+		return result;
+	store->background_running = true;
+	result = vdo_start_background_recovery(&config, store->recovery, &store->background);
+	if (result != DD_SUCCESS) {
+		store->background_running = false;
+		return result;
+	}
+	/* Background recovery has it now. */
+	store->recovery = NULL;
 	return DD_SUCCESS;
 }
 
@@ -343,6 +458,8 @@ static int open_store(struct block_device *device, const struct vdo_store_config
 	if (result != DD_SUCCESS)
 		return result;
 	store->device = device;
+	pthread_mutex_init(&store->background_mutex, NULL);
+	pthread_cond_init(&store->background_done, NULL);
 	if (config != NULL)
 		store->config = *config;
 	result = check_config(&store->config);
@@ -352,6 +469,8 @@ static int open_store(struct block_device *device, const struct vdo_store_config
 		result = make_threads(store);
 	if (result == DD_SUCCESS)
 		result = make_components(store);
+	if ((result == DD_SUCCESS) && (store->recovery != NULL))
+		result = recover_slabs(store);
 	if ((result == DD_SUCCESS) && (store->super.state == VDO_STATE_READ_ONLY)) {
 		atomic_store(&store->read_only, true);
 		dd_log_warning("%s is read-only: only a read-only rebuild makes it writable",
@@ -502,6 +621,8 @@ int vdo_store_close(struct vdo_store *store)
 	int result;
 
 	vdo_wait_for_idle_pool(store);
+	/* Every slab must be back before the depot can drain. */
+	wait_for_background(store);
 	result = dd_thread_set_wait_until_idle(store->threads);
 	if ((result == DD_SUCCESS) && !atomic_load(&store->read_only))
 		result = drain_all(store);
@@ -628,11 +749,15 @@ void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats)
 	    vdo_data_blocks(layout) - stats->free_blocks - stats->block_map_data_blocks;
 	stats->logical_blocks_used = action.journal.logical_blocks_used;
 	stats->read_only = atomic_load(&store->read_only);
-	stats->operating_mode = stats->read_only ? "read-only" : "normal";
+	stats->slabs_recovering = vdo_depot_slabs_recovering(store->depot);
+	stats->operating_mode = stats->read_only                ? "read-only"
+	                        : (stats->slabs_recovering > 0) ? "recovering"
+	                                                        : "normal";
 	stats->recovery_count = store->super.recovery_count;
 	stats->read_only_rebuild_count = store->super.read_only_rebuild_count;
 	stats->slab_count = layout->slab_count;
 	stats->recovery_entries = store->recovery_entries;
+	stats->slabs_recovered_before_online = store->slabs_recovered_before_online;
 	stats->reads = atomic_load(&store->reads);
 	stats->writes = atomic_load(&store->writes);
 	stats->zero_writes = atomic_load(&store->zero_writes);

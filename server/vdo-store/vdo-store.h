@@ -36,6 +36,9 @@ struct vdo_store_config {
 	unsigned int physical_zones;
 	/* Block map leaf pages cached, in all (0: 32768, 128 MiB). */
 	uint32_t block_map_cache_pages;
+	/* After a crash, a pause between two slabs that background recovery brings back while
+	 * nothing waits for them, so that it takes less of the storage from requests (0: none). */
+	uint32_t recovery_pause_ms;
 };
 
 enum vdo_request_operation {
@@ -79,6 +82,7 @@ struct vdo_store_stats {
 	uint64_t logical_blocks_used;
 	uint64_t free_blocks;
 	bool read_only;
+	/* "normal", "recovering" (slabs still being recovered after a crash) or "read-only". */
 	const char *operating_mode;
 	uint32_t recovery_count;
 	uint32_t read_only_rebuild_count;

@@ -10,6 +10,7 @@
  *   summary      the slab summary
  *   ack          request callbacks, so that a caller's code never runs on a zone thread
  *   admin        read-only mode's super block write, and messages the zones do not own
+ *   recovery     after a crash, the slabs recovered in the background (background-recovery.h)
  *
  * Work moves between them as completions (completion.h): a data_vio (data-vio.h) carries one
  * block of a request through the zones, one step on each thread, as dm-vdo's design describes.
@@ -20,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "background-recovery.h"
 #include "block-map.h"
 #include "lock-counter.h"
 #include "recovery-journal.h"
@@ -42,6 +44,7 @@ struct vdo_threads {
 	dd_thread_id_t summary;
 	dd_thread_id_t ack;
 	dd_thread_id_t admin;
+	dd_thread_id_t recovery;
 	dd_thread_id_t logical[VDO_MAX_ZONES];
 	dd_thread_id_t physical[VDO_MAX_ZONES];
 	unsigned int logical_count;
@@ -104,8 +107,15 @@ struct vdo_store {
 	atomic_int read_only_error;
 	struct dd_completion read_only_completion;
 	atomic_uint next_zone;
-	/* Journal entries replayed by the recovery this open made. */
+	/* After a crash: the journal replayed (until the slabs are handed over), the slabs
+	 * recovered before the volume came online, and those recovered in the background. */
+	struct vdo_recovery *recovery;
 	uint64_t recovery_entries;
+	uint32_t slabs_recovered_before_online;
+	struct vdo_background_recovery *background;
+	pthread_mutex_t background_mutex;
+	pthread_cond_t background_done;
+	bool background_running;
 	/* Counters, updated with relaxed atomics. */
 	atomic_uint_fast64_t reads;
 	atomic_uint_fast64_t writes;

@@ -316,6 +316,24 @@ static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
 	vdo_submit_io(data_vio->store->device, &data_vio->io);
 }
 
+static void try_allocate(struct dd_completion *completion);
+
+/* A zone's thread: wait for a slab of the zone to come back from recovery, then try again. */
+static void wait_for_slab(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+	struct vdo_store *store = data_vio->store;
+
+	data_vio->allocation_zone = data_vio->recovering_zone;
+	data_vio->zones_tried = 0;
+	data_vio->recovering_zone = vdo_depot_zone_count(store->depot);
+	dd_set_completion_callback(completion, try_allocate,
+	                           vdo_depot_zone_thread(store->depot, data_vio->allocation_zone));
+	data_vio->slab_waiter.completion = completion;
+	vdo_wait_for_recovered_slab(store->depot, data_vio->allocation_zone,
+	                            &data_vio->slab_waiter);
+}
+
 static void try_allocate(struct dd_completion *completion)
 {
 	struct data_vio *data_vio = completion->parent;
@@ -327,7 +345,16 @@ static void try_allocate(struct dd_completion *completion)
 		allocated(data_vio, pbn);
 		return;
 	}
+	if ((data_vio->recovering_zone == zones) &&
+	    vdo_zone_is_recovering(store->depot, data_vio->allocation_zone))
+		data_vio->recovering_zone = data_vio->allocation_zone;
 	if (++data_vio->zones_tried == zones) {
+		if (data_vio->recovering_zone < zones) {
+			/* Not out of space yet: some slabs are still being recovered. */
+			vdo_launch_on(data_vio, wait_for_slab,
+			              vdo_depot_zone_thread(store->depot, data_vio->recovering_zone));
+			return;
+		}
 		fail(data_vio, ENOSPC);
 		return;
 	}
@@ -342,6 +369,7 @@ static void allocate(struct data_vio *data_vio)
 	unsigned int zones = vdo_depot_zone_count(store->depot);
 
 	data_vio->zones_tried = 0;
+	data_vio->recovering_zone = zones;
 	data_vio->allocation_zone = atomic_fetch_add(&store->next_zone, 1) % zones;
 	vdo_launch_on(data_vio, try_allocate,
 	              vdo_depot_zone_thread(store->depot, data_vio->allocation_zone));

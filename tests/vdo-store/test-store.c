@@ -585,6 +585,159 @@ static void test_power_cuts(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Background recovery
+ */
+
+/* Write every block of the model with fresh data, @window at a time, then flush. */
+static void write_everything(struct vdo_store *store, struct model *model, uint64_t tag)
+{
+	uint8_t *data = malloc(BLOCK);
+
+	for (uint64_t b = 0; b < model->blocks; b++) {
+		fill_block(data, tag + b);
+		memcpy(model->data + b * BLOCK, data, BLOCK);
+		assert_success(do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK, data));
+	}
+	assert_success(do_request(store, VDO_REQUEST_FLUSH, 0, 0, 0, NULL));
+	model_flushed(model, 0, model->blocks);
+	free(data);
+}
+
+/* Cut the power after everything written was flushed; open again with @config. */
+static struct vdo_store *crash_and_open(struct vdo_store *store, struct block_device **device,
+                                        enum ram_crash_mode mode,
+                                        const struct vdo_store_config *config)
+{
+	struct block_device *survivor;
+
+	assert_success(vdo_ram_device_crash(*device, mode, 7, &survivor));
+	(void) vdo_store_close(store);
+	vdo_close_device(*device);
+	*device = survivor;
+	assert_success(vdo_store_open(*device, config, &store));
+	return store;
+}
+
+/*
+ * After a crash the volume opens before the slabs the journal touched are recovered: reads and
+ * writes go on while they come back (writes that free blocks of such a slab wait for it), and
+ * a crash before they are all back recovers again from the same journal.
+ */
+static void test_background_recovery(void **state)
+{
+	enum {
+		LOGICAL = 6000
+	};
+	struct vdo_store_config slow = { .logical_zones = 2,
+		                         .physical_zones = 2,
+		                         .block_map_cache_pages = 64,
+		                         .recovery_pause_ms = 1000 };
+	struct vdo_store_config normal = { .logical_zones = 1,
+		                           .physical_zones = 2,
+		                           .block_map_cache_pages = 64 };
+	struct block_device *device = formatted_device(DEVICE_BLOCKS, LOGICAL);
+	struct vdo_store *store = open_store(device, 2);
+	struct flights flights = { .mutex = PTHREAD_MUTEX_INITIALIZER,
+		                   .cond = PTHREAD_COND_INITIALIZER };
+	struct vdo_store_stats stats;
+	struct model model;
+
+	(void) state;
+	make_model(&model, LOGICAL, 4242);
+	/* Every block, twice: the second pass frees blocks in every slab the first one used. */
+	write_everything(store, &model, 1);
+	write_everything(store, &model, 100000);
+	store = crash_and_open(store, &device, RAM_CRASH_DROP_ALL, &slow);
+	vdo_store_get_stats(store, &stats);
+	assert_int_equal(stats.recovery_count, 1);
+	assert_true(stats.recovery_entries > 0);
+	assert_true(stats.slabs_recovering > 0);
+	assert_string_equal(stats.operating_mode, "recovering");
+	/* Reads need no slab; overwrites wait for the slabs of the blocks they free. */
+	check_candidates(store, &model);
+	run_random(store, &model, 1500, 32, &flights);
+	assert_int_equal(flights.errors, 0);
+	assert_int_equal(flights.mismatches, 0);
+	assert_success(do_request(store, VDO_REQUEST_FLUSH, 0, 0, 0, NULL));
+	model_flushed(&model, 0, model.blocks);
+	vdo_store_get_stats(store, &stats);
+	print_message("slabs still recovering at the second crash: %llu\n",
+	              (unsigned long long) stats.slabs_recovering);
+	/* A second crash, most likely before background recovery is over. */
+	store = crash_and_open(store, &device, RAM_CRASH_RANDOM, &normal);
+	vdo_store_get_stats(store, &stats);
+	assert_int_equal(stats.recovery_count, 2);
+	check_candidates(store, &model);
+	adopt_volume(store, &model);
+	check_accounting(store, &model);
+	run_random(store, &model, 1000, 16, &flights);
+	assert_int_equal(flights.errors, 0);
+	assert_success(vdo_store_close(store));
+	store = open_store(device, 1);
+	check_volume(store, &model);
+	check_accounting(store, &model);
+	assert_success(vdo_store_close(store));
+	expect_clean_audit(device);
+	vdo_close_device(device);
+	free_model(&model);
+}
+
+/*
+ * A zone whose slabs with room are all still recovering makes allocations wait for the next
+ * one to come back, rather than fail for want of space.
+ */
+static void test_allocation_waits_for_recovery(void **state)
+{
+	struct vdo_store_config slow = { .logical_zones = 1,
+		                         .physical_zones = 1,
+		                         .block_map_cache_pages = 64,
+		                         .recovery_pause_ms = 100 };
+	struct block_device *device = formatted_device(DEVICE_BLOCKS, 1 << 20);
+	struct vdo_store *store = open_store(device, 1);
+	struct vdo_store_stats stats;
+	struct model model;
+	uint8_t *data = malloc(BLOCK);
+	uint64_t data_blocks;
+	uint64_t more;
+
+	(void) state;
+	vdo_store_get_stats(store, &stats);
+	data_blocks = stats.free_blocks;
+	/* Nearly full, then free one block in every slab: every slab is touched. */
+	make_model(&model, data_blocks - 200, 77);
+	write_everything(store, &model, 1);
+	for (uint64_t b = 0; b < model.blocks; b += 500) {
+		memset(model.data + b * BLOCK, 0, BLOCK);
+		assert_success(do_request(store, VDO_REQUEST_DISCARD, 0, b * BLOCK, BLOCK, NULL));
+	}
+	assert_success(do_request(store, VDO_REQUEST_FLUSH, 0, 0, 0, NULL));
+	model_flushed(&model, 0, model.blocks);
+	store = crash_and_open(store, &device, RAM_CRASH_DROP_ALL, &slow);
+	vdo_store_get_stats(store, &stats);
+	assert_true(stats.slabs_recovered_before_online >= 1);
+	assert_true(stats.slabs_recovering > 1);
+	/* Write until the volume is full: far more than the slab recovered first has room for,
+	 * long before background recovery is over. */
+	for (more = 0;; more++) {
+		fill_block(data, 900000 + more);
+		if (do_request(store, VDO_REQUEST_WRITE, 0, (model.blocks + more) * BLOCK, BLOCK,
+		               data) != DD_SUCCESS)
+			break;
+	}
+	vdo_store_wait_for_idle(store);
+	vdo_store_get_stats(store, &stats);
+	assert_int_equal(stats.slabs_recovering, 0);
+	/* Full only when it is: at most a data block and a tree page short. */
+	assert_true(stats.free_blocks <= 1);
+	assert_true(more > 30);
+	assert_success(vdo_store_close(store));
+	expect_clean_audit(device);
+	vdo_close_device(device);
+	free_model(&model);
+	free(data);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Damage, check and read-only rebuild
  */
 
@@ -814,6 +967,8 @@ int main(void)
 		cmocka_unit_test(test_random_workload),
 		cmocka_unit_test(test_out_of_space),
 		cmocka_unit_test(test_power_cuts),
+		cmocka_unit_test(test_background_recovery),
+		cmocka_unit_test(test_allocation_waits_for_recovery),
 		cmocka_unit_test(test_check_finds_a_miscount),
 		cmocka_unit_test(test_damaged_counts_go_read_only),
 		cmocka_unit_test(test_damaged_leaf),
