@@ -44,7 +44,8 @@ int vdo_recover_first_slabs(const struct vdo_recovery *recovery, struct vdo_slab
 	for (unsigned int z = 0; (result == DD_SUCCESS) && (z < vdo_depot_zone_count(depot)); z++) {
 		struct vdo_slab *slab;
 
-		while ((result == DD_SUCCESS) && ((slab = vdo_first_slab_to_recover(depot, z)) != NULL)) {
+		while ((result == DD_SUCCESS) &&
+		       ((slab = vdo_first_slab_to_recover(depot, z)) != NULL)) {
 			result = vdo_recover_slab(recovery, slab);
 			if (result == DD_SUCCESS) {
 				vdo_slab_recovered_early(depot, slab);
@@ -134,8 +135,8 @@ static void recover_next(struct dd_completion *completion)
 	int result;
 
 	if ((background->config.pause_ns > 0) && !background->paused &&
-	    !atomic_load(&background->rushed) &&
-	    (background->hurried_count == 0) && (background->next < background->count)) {
+	    !atomic_load(&background->rushed) && (background->hurried_count == 0) &&
+	    (background->next < background->count)) {
 		/* Asks to hurry a slab that came meanwhile are seen before the next slab. */
 		dd_sleep_ns(background->config.pause_ns);
 		background->paused = true;
@@ -151,7 +152,9 @@ static void recover_next(struct dd_completion *completion)
 		return;
 	}
 	background->taken[slab->number] = true;
-	result = vdo_recover_slab(background->recovery, slab);
+	result = atomic_load(background->config.read_only)
+	             ? DD_READ_ONLY
+	             : vdo_recover_slab(background->recovery, slab);
 	hand_back(background, slab, result);
 	/* Through the queue, so that requests to hurry a slab come in between. */
 	requeue(completion);
@@ -161,8 +164,8 @@ static void recover_next(struct dd_completion *completion)
 static void hurry(struct dd_completion *completion)
 {
 	struct vdo_background_recovery *background = completion->parent;
-	struct vdo_slab *slab = (struct vdo_slab *) ((char *) completion -
-	                                             offsetof(struct vdo_slab, hurry_completion));
+	struct vdo_slab *slab =
+	    (struct vdo_slab *) ((char *) completion - offsetof(struct vdo_slab, hurry_completion));
 
 	if (!background->taken[slab->number])
 		background->hurried[background->hurried_count++] = slab->number;
@@ -197,9 +200,8 @@ static int list_slabs(struct vdo_background_recovery *background)
 			continue;
 		}
 		/* Insertion, keeping the emptiest first. */
-		while ((i > 0) &&
-		       (vdo_depot_slab(depot, background->order[i - 1])->free_estimate <
-		        slab->free_estimate)) {
+		while ((i > 0) && (vdo_depot_slab(depot, background->order[i - 1])->free_estimate <
+		                   slab->free_estimate)) {
 			background->order[i] = background->order[i - 1];
 			i--;
 		}

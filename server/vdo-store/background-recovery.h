@@ -18,13 +18,14 @@
 #ifndef VDO_BACKGROUND_RECOVERY_H
 #define VDO_BACKGROUND_RECOVERY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "errors.h"
-#include "time-utils.h"
 #include "lock-counter.h"
 #include "recovery.h"
 #include "slab-depot.h"
+#include "time-utils.h"
 #include "work-queue.h"
 
 struct vdo_background_recovery;
@@ -41,6 +42,8 @@ struct vdo_background_config {
 	vdo_sequence_t end_locked;
 	/* A pause before each slab no entry waits for. */
 	dd_ktime_t pause_ns;
+	/* Set when the volume goes read-only: the slabs left are handed back failed, unwritten. */
+	const atomic_bool *read_only;
 	/* Called on a zone thread once every slab is back. */
 	void (*done)(void *context);
 	void *context;

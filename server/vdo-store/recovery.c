@@ -4,10 +4,10 @@
  *
  * The replay runs on the caller's thread before the zones exist. It walks the journal twice in
  * memory: first to note the block map pages it changes, which are then read all at once, then
- * to replay; the pages are kept in a hash table and written all at once at the end. Reference changes are kept per
- * slab in journal order, eight bytes each: the block's offset in its slab with the direction in
- * the top bit, and the recovery point packed as (sequence - head) * 512 + entry (slab journal
- * form: twice the entry's index, plus one for a decrement).
+ * to replay; the pages are kept in a hash table and written all at once at the end. Reference
+ * changes are kept per slab in journal order, eight bytes each: the block's offset in its slab with
+ * the direction in the top bit, and the recovery point packed as (sequence - head) * 512 + entry
+ * (slab journal form: twice the entry's index, plus one for a decrement).
  */
 #include "recovery.h"
 
@@ -405,15 +405,16 @@ static int close_journal_gap(struct vdo_recovery *recovery)
 	result = dd_allocate_aligned(VDO_BLOCK_SIZE, VDO_BLOCK_SIZE, "journal gap", &block);
 	for (vdo_sequence_t s = contents->end; (result == DD_SUCCESS) && (s < contents->next_tail);
 	     s++) {
-		vdo_pbn_t pbn = recovery->layout.journal_origin + s % recovery->layout.journal_blocks;
+		vdo_pbn_t pbn =
+		    recovery->layout.journal_origin + s % recovery->layout.journal_blocks;
 
-		vdo_start_journal_block(block,
-		                        &(struct vdo_journal_block_header){
-		                            .sequence = s,
-		                            .head = contents->head,
-		                            .logical_blocks_used = contents->logical_blocks_used,
-		                            .block_map_data_blocks = contents->block_map_data_blocks,
-		                        });
+		vdo_start_journal_block(
+		    block, &(struct vdo_journal_block_header){
+		               .sequence = s,
+		               .head = contents->head,
+		               .logical_blocks_used = contents->logical_blocks_used,
+		               .block_map_data_blocks = contents->block_map_data_blocks,
+		           });
 		vdo_seal_journal_block(block, recovery->nonce, pbn);
 		result = vdo_sync_io(recovery->device, VDO_IO_WRITE, 0, pbn, 1, block);
 	}
@@ -445,8 +446,8 @@ static int make_recovery(struct block_device *device, const struct vdo_super_blo
 	recovery->layout = super->layout;
 	recovery->nonce = super->nonce;
 	recovery->keep_changes = keep_changes;
-	result = DD_ALLOCATE(PAGE_BUCKETS, struct replay_page *, "replay pages",
-	                     &recovery->buckets);
+	result =
+	    DD_ALLOCATE(PAGE_BUCKETS, struct replay_page *, "replay pages", &recovery->buckets);
 	if (result == DD_SUCCESS)
 		result = DD_ALLOCATE(super->layout.slab_count, struct slab_changes,
 		                     "reference changes", &recovery->slabs);
@@ -496,8 +497,8 @@ int vdo_replay_recovery_journal(struct block_device *device, const struct vdo_su
 	            (unsigned long long) recovery->contents.entries,
 	            (unsigned long long) recovery->contents.head,
 	            (unsigned long long) recovery->contents.end,
-	            dd_seconds_between(start, dd_monotonic_ns()), (unsigned long long) recovery->pages,
-	            (unsigned long long) recovery->changes);
+	            dd_seconds_between(start, dd_monotonic_ns()),
+	            (unsigned long long) recovery->pages, (unsigned long long) recovery->changes);
 	*recovery_ptr = recovery;
 	return DD_SUCCESS;
 }
@@ -532,16 +533,15 @@ static int apply_changes(const struct vdo_recovery *recovery, struct vdo_slab *s
 
 		if (vdo_slab_includes(slab, offset, point))
 			continue;
-		if (vdo_adjust_ref_count(slab->counts, offset,
-		                         increment ? VDO_REF_INCREMENT : VDO_REF_DECREMENT,
-		                         (struct vdo_ref_points){ .slab = slab_point,
-		                                                  .recovery = point }) !=
+		if (vdo_adjust_ref_count(
+		        slab->counts, offset, increment ? VDO_REF_INCREMENT : VDO_REF_DECREMENT,
+		        (struct vdo_ref_points){ .slab = slab_point, .recovery = point }) !=
 		    DD_SUCCESS)
-			return dd_log_error_strerror(DD_CORRUPT_DATA,
-			                             "slab %u: replaying the journal would %s block "
-			                             "%u's count past its limits",
-			                             slab->number, increment ? "raise" : "lower",
-			                             offset);
+			return dd_log_error_strerror(
+			    DD_CORRUPT_DATA,
+			    "slab %u: replaying the journal would %s block "
+			    "%u's count past its limits",
+			    slab->number, increment ? "raise" : "lower", offset);
 	}
 	return DD_SUCCESS;
 }

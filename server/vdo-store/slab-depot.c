@@ -200,8 +200,8 @@ int vdo_load_slab_depot(const struct vdo_depot_config *config, struct vdo_slab_d
 	if (result == DD_SUCCESS)
 		result = deal_slabs(depot, depot->layout.slab_count);
 	if (result == DD_SUCCESS)
-		result = load_slabs(depot, 0, depot->layout.slab_count, config->reset,
-		                    config->touched);
+		result =
+		    load_slabs(depot, 0, depot->layout.slab_count, config->reset, config->touched);
 	if (result != DD_SUCCESS) {
 		vdo_free_slab_depot(depot);
 		return result;
@@ -346,7 +346,8 @@ void vdo_slab_recovered_early(struct vdo_slab_depot *depot, struct vdo_slab *sla
 	                         vdo_clean_summary_entry(slab));
 }
 
-struct vdo_slab *vdo_first_slab_to_recover(const struct vdo_slab_depot *depot, unsigned int zone_number)
+struct vdo_slab *vdo_first_slab_to_recover(const struct vdo_slab_depot *depot,
+                                           unsigned int zone_number)
 {
 	const struct depot_zone *zone = &depot->zones[zone_number];
 	struct vdo_slab *best = NULL;
@@ -356,7 +357,8 @@ struct vdo_slab *vdo_first_slab_to_recover(const struct vdo_slab_depot *depot, u
 
 		if (!slab->recovering && !slab->failed && (vdo_free_blocks(slab->counts) > 0))
 			return NULL;
-		if (slab->recovering && ((best == NULL) || (slab->free_estimate > best->free_estimate)))
+		if (slab->recovering &&
+		    ((best == NULL) || (slab->free_estimate > best->free_estimate)))
 			best = slab;
 	}
 	return best;
@@ -407,7 +409,7 @@ void vdo_drain_depot_zone(struct vdo_slab_depot *depot, unsigned int zone_number
 
 	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
 	(void) DD_ASSERT(zone->recovering == 0, "zone %u drains with slabs still recovering",
-	                   zone_number);
+	                 zone_number);
 	zone->drain_waiter = waiter;
 	zone->drain_result = DD_SUCCESS;
 	/* One more than the slabs, given up last, so that no slab finishes the drain early. */

@@ -5,9 +5,10 @@
  * Open loads the super block, replays the journal of a volume left dirty (recovery.h), makes
  * the zones and their components, recovers the slabs each zone needs to allocate from and
  * leaves the rest to background recovery (background-recovery.h), and marks the volume dirty on
- * disk before the first write can reach the journal. Close waits for every request, drains the block map and the slab depot (which gives
- * every recovery journal lock back), drains the journal to an empty state, marks every slab
- * clean in the summary, and writes the super block clean with the journal's new start.
+ * disk before the first write can reach the journal. Close waits for every request and for
+ * background recovery, drains the block map and the slab depot (which gives every recovery
+ * journal lock back), drains the journal to an empty state, marks every slab clean in the
+ * summary, and writes the super block clean with the journal's new start.
  */
 #include <stdio.h>
 #include <string.h>
@@ -421,6 +422,7 @@ static int recover_slabs(struct vdo_store *store)
 		.first_locked = contents->head,
 		.end_locked = contents->next_tail,
 		.pause_ns = (dd_ktime_t) store->config.recovery_pause_ms * 1000000,
+		.read_only = &store->read_only,
 		.done = background_done,
 		.context = store,
 	};

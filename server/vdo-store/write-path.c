@@ -351,8 +351,9 @@ static void try_allocate(struct dd_completion *completion)
 	if (++data_vio->zones_tried == zones) {
 		if (data_vio->recovering_zone < zones) {
 			/* Not out of space yet: some slabs are still being recovered. */
-			vdo_launch_on(data_vio, wait_for_slab,
-			              vdo_depot_zone_thread(store->depot, data_vio->recovering_zone));
+			vdo_launch_on(
+			    data_vio, wait_for_slab,
+			    vdo_depot_zone_thread(store->depot, data_vio->recovering_zone));
 			return;
 		}
 		fail(data_vio, ENOSPC);

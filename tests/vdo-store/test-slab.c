@@ -384,8 +384,7 @@ static void test_counts_ahead_of_the_journal(void **state)
 			.recovery = recovery_point_of(COUNT - 1),
 		};
 	vdo_pack_ref_block(f->slab->counts, 0, block, f->super.nonce, f->slab->ref_origin, ahead);
-	vdo_ram_device_poke(f->device, f->slab->ref_origin * VDO_BLOCK_SIZE, block,
-	                    VDO_BLOCK_SIZE);
+	vdo_ram_device_poke(f->device, f->slab->ref_origin * VDO_BLOCK_SIZE, block, VDO_BLOCK_SIZE);
 	crash_and_reload(f, RAM_CRASH_DROP_ALL, 0);
 	check_counts(f, model);
 	assert_true(f->slab->journal.tail > claimed);

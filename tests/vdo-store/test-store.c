@@ -536,9 +536,8 @@ static void test_power_cuts(void **state)
 
 	(void) state;
 	if (getenv("POWER_CUT_SEEDS") != NULL)
-		assert_int_equal(sscanf(getenv("POWER_CUT_SEEDS"), "%" SCNu64 ",%" SCNu64, &first,
-		                        &last),
-		                 2);
+		assert_int_equal(
+		    sscanf(getenv("POWER_CUT_SEEDS"), "%" SCNu64 ",%" SCNu64, &first, &last), 2);
 	for (uint64_t seed = first; seed <= last; seed++) {
 		struct block_device *device = formatted_device(DEVICE_BLOCKS, LOGICAL);
 		struct vdo_store *store = open_store(device, 1 + seed % 2);
@@ -551,7 +550,8 @@ static void test_power_cuts(void **state)
 		make_model(&model, LOGICAL, seed * 7919);
 		/* Two cuts in a row, the second one after a recovery. */
 		for (int cut = 0; cut < 2; cut++) {
-			print_message("power cut seed %llu cut %d\n", (unsigned long long) seed, cut);
+			print_message("power cut seed %llu cut %d\n", (unsigned long long) seed,
+			              cut);
 			run_random(store, &model, 1500 + 300 * (unsigned int) seed, 32, &flights);
 			assert_int_equal(flights.mismatches, 0);
 			assert_success(vdo_ram_device_crash(
