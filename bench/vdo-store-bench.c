@@ -3,7 +3,7 @@
  * vdo-store-bench: the data store's throughput on a file, against the file itself.
  *
  *   vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] [--depth=N] [--zones=N]
- *                   [--phases=LIST] [--seed=N] [--slab-mib=N]
+ *                   [--phases=LIST] [--seed=N] [--slab-mib=N] [--ram]
  *
  * It formats a volume on FILE (default vdo-store-bench.img, 1024 MiB), opens it, and runs
  * phases of 4 KiB requests, --depth of them in flight: seq-write, seq-read, rand-write (over
@@ -16,6 +16,9 @@
  *   phase=seq-write blocks=65536 seconds=1.234 mib_per_s=207.4 raw_mib_per_s=412.0 ratio=0.50
  *   cpu journal=12% logical=30% physical=18% summary=0% ack=3% submit=20%
  *   journal_entries_per_write=35.2 map_hit_rate=0.99
+ *
+ * With --ram the volume lives in memory (the RAM provider the tests use) instead of FILE, so
+ * that no storage latency hides which of the store's threads is the ceiling.
  *
  * "cpu" is where the store's time went: the CPU time of each of its threads during the phase,
  * as a share of the phase's wall time (a thread at 100% is a ceiling). The journal's batching
@@ -51,6 +54,7 @@ struct settings {
 	const char *phases;
 	uint64_t seed;
 	uint64_t slab_mib;
+	bool ram;
 };
 
 /* Requests in flight, completed by callbacks (store) or io done (raw). */
@@ -380,8 +384,9 @@ static int run_recovery_phase(const struct settings *settings, uint64_t device_b
 
 static void __attribute__((noreturn)) usage(void)
 {
-	fprintf(stderr, "usage: vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] "
-	                "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N] [--slab-mib=N]\n");
+	fprintf(stderr,
+	        "usage: vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] "
+	        "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N] [--slab-mib=N] [--ram]\n");
 	exit(2);
 }
 
@@ -396,6 +401,7 @@ static void parse(int argc, char **argv, struct settings *settings)
 		{ "phases", required_argument, NULL, 'P' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "slab-mib", required_argument, NULL, 'M' },
+		{ "ram", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int option;
@@ -426,12 +432,16 @@ static void parse(int argc, char **argv, struct settings *settings)
 		case 'M':
 			settings->slab_mib = strtoull(optarg, NULL, 10);
 			break;
+		case 'R':
+			settings->ram = true;
+			break;
 		default:
 			usage();
 		}
 	}
 	if ((optind != argc) || (settings->depth == 0) || (settings->depth > 1024) ||
-	    (settings->blocks == 0) || (settings->zones == 0))
+	    (settings->blocks == 0) || (settings->zones == 0) ||
+	    (settings->ram && (strstr(settings->phases, "recovery") != NULL)))
 		usage();
 }
 
@@ -465,8 +475,9 @@ int main(int argc, char **argv)
 	format.physical_blocks = volume_blocks;
 	format.slab_blocks = (uint32_t) (settings.slab_mib * 256);
 	raw_first = volume_blocks;
-	if ((vdo_open_file_device(settings.path, volume_blocks + settings.blocks, &device) !=
-	     DD_SUCCESS) ||
+	if (((settings.ram ? vdo_make_ram_device(volume_blocks + settings.blocks, &device)
+	                   : vdo_open_file_device(settings.path, volume_blocks + settings.blocks,
+	                                          &device)) != DD_SUCCESS) ||
 	    (vdo_format(device, &format, &super) != DD_SUCCESS) ||
 	    (vdo_store_open(device, &config, &store) != DD_SUCCESS))
 		return 1;
