@@ -209,6 +209,13 @@ enum phase_kind {
 	RAND_READ
 };
 
+/* Fill a 4 KiB block with random data (never a zero block). */
+static void fill_random(uint8_t *block, uint64_t *random)
+{
+	for (int i = 0; i < 4096; i += 8)
+		memcpy(block + i, &(uint64_t){ next_random(random) }, 8);
+}
+
 static bool is_write(enum phase_kind kind)
 {
 	return (kind == SEQ_WRITE) || (kind == RAND_WRITE);
@@ -230,10 +237,8 @@ static double run_store_phase(struct vdo_store *store, enum phase_kind kind, str
 	for (uint64_t n = 0; n < settings->blocks; n++) {
 		struct slot *slot = take_slot(slots, settings->depth, n);
 
-		if (is_write(kind)) {
-			for (int i = 0; i < 4096; i += 8)
-				memcpy(slot->buffer + i, &(uint64_t){ next_random(&random) }, 8);
-		}
+		if (is_write(kind))
+			fill_random(slot->buffer, &random);
 		slot->request = (struct vdo_request){
 			.operation = is_write(kind) ? VDO_REQUEST_WRITE : VDO_REQUEST_READ,
 			.offset = block_number(kind, n, settings->blocks, &random) * 4096,
@@ -268,10 +273,8 @@ static double run_raw_phase(struct block_device *device, uint64_t first_block, e
 	for (uint64_t n = 0; n < settings->blocks; n++) {
 		struct slot *slot = take_slot(slots, settings->depth, n);
 
-		if (is_write(kind)) {
-			for (int i = 0; i < 4096; i += 8)
-				memcpy(slot->buffer + i, &(uint64_t){ next_random(&random) }, 8);
-		}
+		if (is_write(kind))
+			fill_random(slot->buffer, &random);
 		slot->io = (struct vdo_io){
 			.operation = is_write(kind) ? VDO_IO_WRITE : VDO_IO_READ,
 			.block = first_block + block_number(kind, n, settings->blocks, &random),

@@ -508,6 +508,19 @@ const struct vdo_journal_contents *vdo_recovery_contents(const struct vdo_recove
 	return &recovery->contents;
 }
 
+void vdo_take_journal_contents(const struct vdo_recovery *recovery, bool keep_window,
+                               struct vdo_super_block *super)
+{
+	const struct vdo_journal_contents *contents = &recovery->contents;
+
+	if (contents->end > contents->head) {
+		super->logical_blocks_used = contents->logical_blocks_used;
+		super->block_map_data_blocks = contents->block_map_data_blocks;
+	}
+	super->journal_start = keep_window ? contents->head : contents->next_tail;
+	super->journal_tail = contents->next_tail;
+}
+
 const bool *vdo_recovery_touched(const struct vdo_recovery *recovery)
 {
 	return recovery->touched;
@@ -647,7 +660,6 @@ int vdo_recover(struct block_device *device, struct vdo_super_block *super, uint
 {
 	struct vdo_offline_depot offline = { 0 };
 	struct vdo_recovery *recovery = NULL;
-	const struct vdo_journal_contents *contents;
 	int result;
 
 	dd_log_info("%s was not closed cleanly: recovering", device->name);
@@ -659,15 +671,9 @@ int vdo_recover(struct block_device *device, struct vdo_super_block *super, uint
 	if (result == DD_SUCCESS)
 		result = vdo_save_depot_summary(offline.depot);
 	if (result == DD_SUCCESS) {
-		contents = vdo_recovery_contents(recovery);
 		if (entries_ptr != NULL)
-			*entries_ptr = contents->entries;
-		if (contents->end > contents->head) {
-			super->logical_blocks_used = contents->logical_blocks_used;
-			super->block_map_data_blocks = contents->block_map_data_blocks;
-		}
-		super->journal_start = contents->next_tail;
-		super->journal_tail = contents->next_tail;
+			*entries_ptr = vdo_recovery_contents(recovery)->entries;
+		vdo_take_journal_contents(recovery, false, super);
 		super->recovery_count++;
 		super->state = VDO_STATE_CLEAN;
 		result = vdo_save_super_block(device, super);

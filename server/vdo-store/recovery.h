@@ -76,6 +76,15 @@ void vdo_free_recovery(struct vdo_recovery *recovery);
 const struct vdo_journal_contents *vdo_recovery_contents(const struct vdo_recovery *recovery);
 
 /**
+ * vdo_take_journal_contents() - Set @super's journal and counters from the replay: the journal
+ *                               goes on after every block found, and starts at the replayed
+ *                               blocks if @keep_window (they stay until the slabs are
+ *                               recovered), or after them.
+ */
+void vdo_take_journal_contents(const struct vdo_recovery *recovery, bool keep_window,
+                               struct vdo_super_block *super);
+
+/**
  * vdo_recovery_touched() - For each slab of the volume, whether the journal changes its counts
  *                          (an array of the layout's slab count).
  */

@@ -237,7 +237,6 @@ static int make_block_map(struct vdo_store *store)
 		.zone_threads = store->thread_ids.logical,
 		.lock_zones = lock_zones,
 		.locks = store->locks,
-		.leaf_pages_per_zone = (pages + config.zone_count - 1) / config.zone_count,
 		.is_data_block = is_data_block,
 		.fail = vdo_component_failed,
 		.context = store,
@@ -268,16 +267,8 @@ static bool keeps_journal_window(const struct vdo_store *store)
 /* After a replay, the journal goes on after every block it found. */
 static void take_replayed_journal(struct vdo_store *store)
 {
-	const struct vdo_journal_contents *contents = vdo_recovery_contents(store->recovery);
-
-	if (contents->end > contents->head) {
-		store->super.logical_blocks_used = contents->logical_blocks_used;
-		store->super.block_map_data_blocks = contents->block_map_data_blocks;
-	}
-	store->super.journal_start =
-	    keeps_journal_window(store) ? contents->head : contents->next_tail;
-	store->super.journal_tail = contents->next_tail;
-	store->recovery_entries = contents->entries;
+	vdo_take_journal_contents(store->recovery, keeps_journal_window(store), &store->super);
+	store->recovery_entries = vdo_recovery_contents(store->recovery)->entries;
 }
 
 static int make_journal(struct vdo_store *store)

@@ -44,6 +44,14 @@ static void acknowledge_early(struct data_vio *data_vio)
 		vdo_acknowledge(data_vio);
 }
 
+/* The change is in place: the journal block no longer needs this data_vio's lock. */
+static void release_journal_lock(struct data_vio *data_vio)
+{
+	vdo_release_journal_lock(data_vio->store->locks, data_vio->journal.point.sequence);
+	data_vio->holds_journal_lock = false;
+	data_vio->allocation = VDO_ZERO_BLOCK;
+}
+
 /* -------------------------------------------------------------------------------------------
  * The end: storing the mapping
  */
@@ -56,9 +64,7 @@ static void mapping_stored(struct dd_completion *completion)
 		fail(data_vio, completion->result);
 		return;
 	}
-	vdo_release_journal_lock(data_vio->store->locks, data_vio->journal.point.sequence);
-	data_vio->holds_journal_lock = false;
-	data_vio->allocation = VDO_ZERO_BLOCK;
+	release_journal_lock(data_vio);
 	vdo_finish_data_vio(data_vio);
 }
 
@@ -89,9 +95,7 @@ static void page_linked(struct dd_completion *completion)
 		fail(data_vio, completion->result);
 		return;
 	}
-	vdo_release_journal_lock(data_vio->store->locks, data_vio->journal.point.sequence);
-	data_vio->holds_journal_lock = false;
-	data_vio->allocation = VDO_ZERO_BLOCK;
+	release_journal_lock(data_vio);
 	data_vio->allocating_tree_page = false;
 	data_vio->holds_slot_lock = false;
 	next = vdo_release_zone_key(&zone->slot_locks, &data_vio->slot_lock);

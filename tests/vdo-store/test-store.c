@@ -495,6 +495,18 @@ static void expect_clean_audit(struct block_device *device)
  * Power cuts
  */
 
+/* Close @store, open the volume again: it holds what the model says, and passes check. */
+static void close_and_verify(struct vdo_store *store, struct block_device *device,
+                             const struct model *model)
+{
+	assert_success(vdo_store_close(store));
+	store = open_store(device, 1);
+	check_volume(store, model);
+	check_accounting(store, model);
+	assert_success(vdo_store_close(store));
+	expect_clean_audit(device);
+}
+
 static void check_candidates(struct vdo_store *store, const struct model *model)
 {
 	uint8_t *out = malloc(BLOCK);
@@ -573,12 +585,7 @@ static void test_power_cuts(void **state)
 		run_random(store, &model, 1000, 16, &flights);
 		assert_int_equal(flights.mismatches, 0);
 		assert_int_equal(flights.errors, 0);
-		assert_success(vdo_store_close(store));
-		store = open_store(device, 1);
-		check_volume(store, &model);
-		check_accounting(store, &model);
-		assert_success(vdo_store_close(store));
-		expect_clean_audit(device);
+		close_and_verify(store, device, &model);
 		vdo_close_device(device);
 		free_model(&model);
 	}
@@ -672,12 +679,7 @@ static void test_background_recovery(void **state)
 	check_accounting(store, &model);
 	run_random(store, &model, 1000, 16, &flights);
 	assert_int_equal(flights.errors, 0);
-	assert_success(vdo_store_close(store));
-	store = open_store(device, 1);
-	check_volume(store, &model);
-	check_accounting(store, &model);
-	assert_success(vdo_store_close(store));
-	expect_clean_audit(device);
+	close_and_verify(store, device, &model);
 	vdo_close_device(device);
 	free_model(&model);
 }
