@@ -218,37 +218,89 @@ static void read_stats(struct dd_completion *completion)
 	dd_finish_completion(completion, DD_SUCCESS);
 }
 
+enum {
+	/* Leaves of one tree (every 60th leaf page), far more than a cache of 4 leaves holds. */
+	EVICTED_LEAVES = 40,
+};
+
+/* The first logical block test_small_cache_evicts maps in its leaf @i (slot i of the leaf). */
+static vdo_lbn_t evicted_lbn(unsigned int i)
+{
+	return (vdo_lbn_t) i * 60 * 812 + i;
+}
+
+/* The mapping test_small_cache_evicts puts at evicted_lbn(@i) + @round. */
+static struct vdo_mapping evicted_mapping(unsigned int i, unsigned int round)
+{
+	return (struct vdo_mapping){ .pbn = 10000 + 1000 * round + i,
+		                     .state = VDO_MAPPING_UNCOMPRESSED };
+}
+
+/* Read every mapping back: each leaf holds its first @rounds mappings and nothing after them. */
+static void check_evicted_leaves(struct fixture *f, const vdo_pbn_t *leaves, unsigned int rounds)
+{
+	for (unsigned int i = 0; i < EVICTED_LEAVES; i++) {
+		for (unsigned int round = 0; round <= rounds; round++) {
+			struct vdo_mapping mapping = get(f, evicted_lbn(i) + round, leaves[i]);
+
+			if (round == rounds) {
+				assert_false(vdo_is_mapped(mapping));
+				continue;
+			}
+			assert_int_equal(mapping.pbn, evicted_mapping(i, round).pbn);
+			assert_int_equal(mapping.state, evicted_mapping(i, round).state);
+		}
+	}
+}
+
 static void test_small_cache_evicts(void **state)
 {
-	enum {
-		LEAVES = 40
-	};
 	struct fixture *f = make_fixture(4);
-	vdo_pbn_t leaves[LEAVES];
+	vdo_pbn_t leaves[EVICTED_LEAVES];
 	struct vdo_map_cache_stats stats;
 	unsigned int links;
 
 	(void) state;
-	/* Leaves of one tree (every 60th leaf page), far more than the cache holds. */
-	for (unsigned int i = 0; i < LEAVES; i++) {
-		vdo_lbn_t lbn = (vdo_lbn_t) i * 60 * 812 + i;
-
-		leaves[i] = make_path(f, lbn, &links);
-		put(f, lbn, leaves[i], (struct vdo_mapping){ .pbn = 10000 + i, .state = 1 }, 3 + i);
+	/* The locks the second round takes must not share a counter with lock 1. */
+	assert_true(f->super.layout.journal_blocks > 3 + 2 * EVICTED_LEAVES);
+	/* Link in the leaves, each with one mapping: the pages are new, dirty under lock 1. */
+	for (unsigned int i = 0; i < EVICTED_LEAVES; i++) {
+		leaves[i] = make_path(f, evicted_lbn(i), &links);
+		put(f, evicted_lbn(i), leaves[i], evicted_mapping(i, 0), 3 + i);
 	}
-	for (unsigned int i = 0; i < LEAVES; i++)
-		assert_int_equal(get(f, (vdo_lbn_t) i * 60 * 812 + i, leaves[i]).pbn, 10000 + i);
+	check_evicted_leaves(f, leaves, 1);
+	/*
+	 * A second mapping in every leaf: each page is read back from disk (it was written to be
+	 * evicted), dirtied again under a lock of its own, and must be written again before it is
+	 * evicted again, or its older copy on disk would lose the new mapping.
+	 */
+	for (unsigned int i = 0; i < EVICTED_LEAVES; i++)
+		put(f, evicted_lbn(i) + 1, leaves[i], evicted_mapping(i, 1),
+		    3 + EVICTED_LEAVES + i);
+	/*
+	 * Every lock a written page held was given back; the last leaf, still dirty in the cache,
+	 * holds its own.
+	 */
+	assert_success(dd_thread_set_wait_until_idle(f->threads));
+	for (unsigned int i = 0; i < EVICTED_LEAVES - 4; i++)
+		assert_false(vdo_is_journal_block_locked(f->locks, 3 + EVICTED_LEAVES + i));
+	assert_true(vdo_is_journal_block_locked(f->locks, 3 + 2 * EVICTED_LEAVES - 1));
+	/* Read every mapping back through the small cache, and again from a new map. */
+	check_evicted_leaves(f, leaves, 2);
 	assert_success(dd_perform_synchronous_action(f->threads, ZONE_THREAD, read_stats, f));
 	stats = f->stats;
 	assert_true(stats.leaf_pages <= 4);
-	assert_true(stats.evictions >= LEAVES - 4);
-	assert_true(stats.writes >= LEAVES - 4);
-	/* Every lock a written page held was given back; the dirty ones still hold theirs. */
+	assert_true(stats.reads >= 2 * EVICTED_LEAVES);
+	assert_true(stats.evictions >= 3 * EVICTED_LEAVES - 4);
+	assert_true(stats.writes >= 2 * EVICTED_LEAVES - 4);
 	reopen(f, 4);
-	for (vdo_sequence_t lock = 1; lock < 3 + LEAVES; lock++)
+	for (vdo_sequence_t lock = 1; lock < 3 + 2 * EVICTED_LEAVES; lock++)
 		assert_false(vdo_is_journal_block_locked(f->locks, lock));
-	for (unsigned int i = 0; i < LEAVES; i++)
-		assert_int_equal(get(f, (vdo_lbn_t) i * 60 * 812 + i, leaves[i]).pbn, 10000 + i);
+	for (unsigned int i = 0; i < EVICTED_LEAVES; i++) {
+		assert_int_equal(make_path(f, evicted_lbn(i), &links), leaves[i]);
+		assert_int_equal(links, 0);
+	}
+	check_evicted_leaves(f, leaves, 2);
 	free_fixture(f);
 }
 
