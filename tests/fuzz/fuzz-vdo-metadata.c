@@ -83,6 +83,8 @@ static void count_block(uint64_t nonce, vdo_pbn_t pbn)
 
 	if ((counts == NULL) && (vdo_make_ref_counts(VDO_COUNTS_PER_REF_BLOCK - 7, &counts) != 0))
 		abort();
+	/* As loading a slab does: a failed unpack may leave the counts half loaded. */
+	vdo_reset_ref_counts(counts);
 	if ((vdo_unpack_ref_block(counts, 0, block, nonce, pbn, points) == DD_SUCCESS) &&
 	    (vdo_free_blocks(counts) > VDO_COUNTS_PER_REF_BLOCK - 7))
 		abort();
