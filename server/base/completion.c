@@ -177,7 +177,7 @@ static void wait_for_waiter(struct sync_waiter *waiter)
 /* Manual mode: run the set on this thread, then check that the action finished. */
 static int run_manual_waiter(struct dd_thread_set *set, struct sync_waiter *waiter)
 {
-	int result = dd_thread_set_run_until_idle(set, NULL);
+	int result = dd_thread_set_wait_until_idle(set);
 
 	if (result != DD_SUCCESS)
 		return result;

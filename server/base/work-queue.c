@@ -41,6 +41,16 @@
  * enqueue, nothing ever will be. The freeing thread checks this, sleeping briefly between
  * checks, then tells each thread to stop and joins it.
  *
+ * Work outside the set. A zone thread may hand work to something outside the set (a device
+ * request, a call to another service) whose answer comes back later as a completion launched
+ * from a foreign thread. Such work counts as one more "enqueue" when it is handed out
+ * (dd_begin_external_work(), before it can come back) and one more "run" once its answer has
+ * been launched (dd_end_external_work()), so the same two sweeps see it: the set is not
+ * quiescent while anything it handed out is still out, or while the completion it came back
+ * as is queued or running. Asking the outside party whether it is idle instead is not enough:
+ * an answer that comes back between that question and the look at the queues is missed, and
+ * its completion runs on after the set was declared idle.
+ *
  * Current thread. A thread-local pointer names the zone the caller is serving; zone threads set
  * it once, manual mode sets it around each completion it runs.
  */
@@ -101,6 +111,9 @@ struct dd_thread_set {
 	void (*prefetch)(struct dd_completion *completion, unsigned int stage);
 	/* Manual mode: someone is inside dd_thread_set_run_until_idle(). */
 	atomic_bool manual_running;
+	/* Work handed outside the set, and work come back (see the top of this file). */
+	atomic_uint_least64_t external_begun;
+	atomic_uint_least64_t external_ended;
 };
 
 static _Thread_local struct zone_thread *current_zone;
@@ -381,6 +394,8 @@ static int allocate_thread_set(const struct dd_thread_set_config *config,
 	set->spin_ns = config->spin_ns;
 	set->prefetch = config->prefetch;
 	atomic_init(&set->manual_running, false);
+	atomic_init(&set->external_begun, 0);
+	atomic_init(&set->external_ended, 0);
 	for (dd_thread_id_t id = 0; id < set->count; id++)
 		initialize_zone(set, id, config);
 	*set_ptr = set;
@@ -412,14 +427,45 @@ int dd_make_thread_set(const struct dd_thread_set_config *config, struct dd_thre
 /* Tell whether nothing is queued or running anywhere in @set (see the top of this file). */
 static bool is_quiescent(const struct dd_thread_set *set)
 {
-	uint64_t run = 0;
-	uint64_t enqueued = 0;
+	uint64_t run = atomic_load_explicit(&set->external_ended, memory_order_seq_cst);
+	uint64_t enqueued;
 
 	for (unsigned int i = 0; i < set->count; i++)
 		run += atomic_load_explicit(&set->zones[i].run, memory_order_seq_cst);
+	enqueued = atomic_load_explicit(&set->external_begun, memory_order_seq_cst);
 	for (unsigned int i = 0; i < set->count; i++)
 		enqueued += atomic_load_explicit(&set->zones[i].enqueued, memory_order_seq_cst);
 	return run == enqueued;
+}
+
+/* Tell whether anything handed outside @set has not come back yet. */
+static bool has_external_work(struct dd_thread_set *set)
+{
+	uint64_t ended = atomic_load_explicit(&set->external_ended, memory_order_seq_cst);
+
+	return atomic_load_explicit(&set->external_begun, memory_order_seq_cst) != ended;
+}
+
+void dd_begin_external_work(struct dd_thread_set *set)
+{
+	atomic_fetch_add_explicit(&set->external_begun, 1, memory_order_seq_cst);
+}
+
+void dd_end_external_work(struct dd_thread_set *set)
+{
+	atomic_fetch_add_explicit(&set->external_ended, 1, memory_order_seq_cst);
+}
+
+/* Manual mode: run the queues dry, and again whenever work handed outside comes back. */
+static int run_until_settled(struct dd_thread_set *set)
+{
+	for (;;) {
+		int result = dd_thread_set_run_until_idle(set, NULL);
+
+		if ((result != DD_SUCCESS) || !has_external_work(set))
+			return result;
+		dd_sleep_ns(DRAIN_CHECK_NS);
+	}
 }
 
 int dd_thread_set_wait_until_idle(struct dd_thread_set *set)
@@ -430,7 +476,7 @@ int dd_thread_set_wait_until_idle(struct dd_thread_set *set)
 	if (result != DD_SUCCESS)
 		return result;
 	if (set->mode == DD_THREAD_SET_MANUAL)
-		return dd_thread_set_run_until_idle(set, NULL);
+		return run_until_settled(set);
 	while (!is_quiescent(set))
 		dd_sleep_ns(DRAIN_CHECK_NS);
 	return DD_SUCCESS;

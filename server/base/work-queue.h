@@ -128,11 +128,13 @@ int DD_MUST_CHECK dd_make_thread_set(const struct dd_thread_set_config *config,
 void dd_free_thread_set(struct dd_thread_set *set);
 
 /**
- * dd_thread_set_wait_until_idle() - Wait until no completion of @set is queued or running.
+ * dd_thread_set_wait_until_idle() - Wait until no completion of @set is queued or running and
+ * no work it handed outside (dd_begin_external_work()) is still out.
  *
- * In manual mode this runs the queued work, as dd_thread_set_run_until_idle() does. The answer
- * holds only if no thread outside the set launches work meanwhile. Everything the completions
- * wrote is visible to the caller when this returns.
+ * In manual mode this runs the queued work, as dd_thread_set_run_until_idle() does, and waits
+ * for outside work to come back and runs what it launches. The answer holds only if no thread
+ * outside the set launches work meanwhile, other than the answers of outside work. Everything
+ * the completions wrote is visible to the caller when this returns.
  *
  * Return: DD_SUCCESS, or DD_ASSERTION_FAILED when called from one of the set's zone threads.
  */
@@ -179,6 +181,25 @@ int DD_MUST_CHECK dd_thread_set_get_stats(const struct dd_thread_set *set, dd_th
  * Wakes the zone thread if it sleeps. @completion must not already be queued.
  */
 void dd_enqueue_completion(struct dd_completion *completion);
+
+/**
+ * dd_begin_external_work() - Count work that is handed outside @set and will come back as a
+ * completion launched from another thread (a device request, a call to another service).
+ *
+ * Call it before the work can come back (before submitting it). Until the matching
+ * dd_end_external_work(), the set is not idle: dd_thread_set_wait_until_idle() and
+ * dd_free_thread_set() wait for it. Any thread; lock-free.
+ */
+void dd_begin_external_work(struct dd_thread_set *set);
+
+/**
+ * dd_end_external_work() - The work counted by dd_begin_external_work() has come back.
+ *
+ * Call it after the completion that carries the answer has been launched (or after the answer
+ * has been dropped for good), and touch nothing of the set's owner afterwards: the set may be
+ * found idle and freed at once. Any thread; lock-free.
+ */
+void dd_end_external_work(struct dd_thread_set *set);
 
 /** dd_current_thread_id() - The id of the calling zone thread, or DD_INVALID_THREAD_ID. */
 dd_thread_id_t dd_current_thread_id(void);

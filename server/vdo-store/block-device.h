@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "time-utils.h"
 
 enum {
 	VDO_BLOCK_SIZE = 4096,
@@ -140,6 +141,9 @@ int DD_MUST_CHECK vdo_refresh_device_size(struct block_device *device);
  * vdo_drain_device() - Wait until every request submitted to @device has completed and its done
  *                      callback has returned.
  *
+ * The store does not use this to learn whether its zones have work coming back: an answer
+ * that arrives just before the call is not waited for (see vio.h).
+ *
  * Return: true if there was anything to wait for.
  */
 bool vdo_drain_device(struct block_device *device);
@@ -192,6 +196,20 @@ int DD_MUST_CHECK vdo_ram_device_grow(struct block_device *device, uint64_t bloc
  *                         with EIO (count 0: stop failing).
  */
 void vdo_ram_device_fail(struct block_device *device, uint64_t first, uint64_t count);
+
+/*
+ * Delays that widen race windows, for tests: a dying disk answers its failing requests late,
+ * and whoever waits for a device may be preempted just before it looks.
+ */
+struct ram_device_delays {
+	/* A request that fails is completed this long after it was carried out. */
+	dd_ktime_t error_ns;
+	/* vdo_drain_device() sleeps this long before it looks at the requests in flight. */
+	dd_ktime_t drain_ns;
+};
+
+/** vdo_ram_device_set_delays() - Set @device's delays (all zero by default). */
+void vdo_ram_device_set_delays(struct block_device *device, struct ram_device_delays delays);
 
 /**
  * vdo_ram_device_poke() - Change bytes of the durable (and current) image directly, to model

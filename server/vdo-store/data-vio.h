@@ -75,7 +75,7 @@ struct data_vio {
 	struct vdo_slab_entry_request decrement;
 	atomic_uint updates_left;
 	/* The data read or written. */
-	struct vdo_io io;
+	struct vdo_vio vio;
 	/* Acknowledgement and flushes. Readers of the same block look at acknowledged from the
 	 * logical zone's thread (vdo_read_from_holder()): everything a write sets before it is
 	 * acknowledged is theirs to read once they see it set. */

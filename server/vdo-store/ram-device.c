@@ -14,6 +14,9 @@
  * takes one of its versions (durable included) at random, and a new version is torn one time in
  * four, sector by sector, over the durable one. The settled contents move to a new device, and
  * the old one answers every later request with EIO, as a disk without power would.
+ *
+ * Tests can widen race windows with delays: failing requests are completed late, as a dying
+ * disk's are, and a drain can sleep before it looks at what is in flight.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 #include "block-device.h"
 #include "logger.h"
 #include "memory-alloc.h"
+#include "time-utils.h"
 
 struct ram_version {
 	struct ram_version *newer;
@@ -58,6 +62,7 @@ struct ram_device {
 	struct vdo_io *queue_tail;
 	unsigned int in_flight;
 	bool stopping;
+	struct ram_device_delays delays;
 };
 
 static const uint8_t zero_block[VDO_BLOCK_SIZE];
@@ -220,6 +225,7 @@ static void ram_submit(struct block_device *device, struct vdo_io *io)
 static void *completion_thread(void *argument)
 {
 	struct ram_device *ram = argument;
+	dd_ktime_t delay;
 
 	dd_log_set_thread_name("ramdev");
 	pthread_mutex_lock(&ram->mutex);
@@ -235,7 +241,10 @@ static void *completion_thread(void *argument)
 		ram->queue_head = io->next;
 		if (ram->queue_head == NULL)
 			ram->queue_tail = NULL;
+		delay = (io->result != DD_SUCCESS) ? ram->delays.error_ns : 0;
 		pthread_mutex_unlock(&ram->mutex);
+		if (delay > 0)
+			dd_sleep_ns(delay);
 		vdo_finish_io(&ram->common, io, io->result);
 		pthread_mutex_lock(&ram->mutex);
 		if (--ram->in_flight == 0)
@@ -255,8 +264,14 @@ static void wait_for_idle(struct ram_device *ram)
 static bool ram_drain(struct block_device *device)
 {
 	struct ram_device *ram = as_ram(device);
+	dd_ktime_t delay;
 	bool waited;
 
+	pthread_mutex_lock(&ram->mutex);
+	delay = ram->delays.drain_ns;
+	pthread_mutex_unlock(&ram->mutex);
+	if (delay > 0)
+		dd_sleep_ns(delay);
 	pthread_mutex_lock(&ram->mutex);
 	waited = (ram->in_flight > 0);
 	wait_for_idle(ram);
@@ -417,6 +432,15 @@ int vdo_ram_device_crash(struct block_device *device, enum ram_crash_mode mode, 
 	}
 	*survivor_ptr = survivor_device;
 	return DD_SUCCESS;
+}
+
+void vdo_ram_device_set_delays(struct block_device *device, struct ram_device_delays delays)
+{
+	struct ram_device *ram = as_ram(device);
+
+	pthread_mutex_lock(&ram->mutex);
+	ram->delays = delays;
+	pthread_mutex_unlock(&ram->mutex);
 }
 
 int vdo_ram_device_grow(struct block_device *device, uint64_t blocks)

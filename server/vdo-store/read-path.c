@@ -39,14 +39,6 @@ static void zeros(struct data_vio *data_vio)
 	read_done(&data_vio->completion);
 }
 
-static void block_read(struct vdo_io *io)
-{
-	struct data_vio *data_vio = io->context;
-
-	data_vio->completion.result = io->result;
-	vdo_launch_on(data_vio, read_done, vdo_logical_thread(data_vio));
-}
-
 static void got_mapping(struct dd_completion *completion)
 {
 	struct data_vio *data_vio = completion->parent;
@@ -68,13 +60,9 @@ static void got_mapping(struct dd_completion *completion)
 		                                        (unsigned long long) data_vio->lbn));
 		return;
 	}
-	data_vio->io = (struct vdo_io){ .operation = VDO_IO_READ,
-		                        .block = mapping.pbn,
-		                        .count = 1,
-		                        .buffer = data_vio->data,
-		                        .done = block_read,
-		                        .context = data_vio };
-	vdo_submit_io(data_vio->store->device, &data_vio->io);
+	dd_set_completion_callback(completion, read_done, vdo_logical_thread(data_vio));
+	vdo_submit_vio(data_vio->store->device, &data_vio->vio, completion, VDO_IO_READ, 0,
+	               mapping.pbn, 1, data_vio->data);
 }
 
 static void looked_up(struct dd_completion *completion)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Metadata I/O from zone threads: a device request tied to a completion, so that the zone that
- * issued it continues on its own thread when the device is done.
+ * I/O from zone threads: a device request tied to a completion, so that the zone that issued
+ * it continues on its own thread when the device is done. All of the store's asynchronous I/O
+ * goes through here (metadata and data alike), so that closing the store can wait for every
+ * request still out (work-queue.h, dd_begin_external_work()).
  *
  * A vio is embedded in whatever owns the buffer (a slab journal's tail block, a reference count
  * block being written, a block map page). vdo_submit_vio() sends it; when the device completes

@@ -279,18 +279,19 @@ static void get_old_mapping(struct dd_completion *completion)
  * Allocation and the data write
  */
 
-static void data_written(struct vdo_io *io)
+/* The logical zone's thread: the data is on its block (or the write failed). */
+static void data_written(struct dd_completion *completion)
 {
-	struct data_vio *data_vio = io->context;
+	struct data_vio *data_vio = completion->parent;
 
-	if (io->result != DD_SUCCESS) {
+	if (completion->result != DD_SUCCESS) {
 		/* The write may have been acknowledged: its data is lost. */
 		if (atomic_load(&data_vio->acknowledged))
-			vdo_enter_read_only(data_vio->store, io->result);
-		fail(data_vio, io->result);
+			vdo_enter_read_only(data_vio->store, completion->result);
+		fail(data_vio, completion->result);
 		return;
 	}
-	vdo_launch_on(data_vio, get_old_mapping, vdo_logical_thread(data_vio));
+	get_old_mapping(completion);
 }
 
 static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
@@ -311,13 +312,10 @@ static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
 	data_vio->new_mapping =
 	    (struct vdo_mapping){ .pbn = pbn, .state = VDO_MAPPING_UNCOMPRESSED };
 	acknowledge_early(data_vio);
-	data_vio->io = (struct vdo_io){ .operation = VDO_IO_WRITE,
-		                        .block = pbn,
-		                        .count = 1,
-		                        .buffer = data_vio->data,
-		                        .done = data_written,
-		                        .context = data_vio };
-	vdo_submit_io(data_vio->store->device, &data_vio->io);
+	dd_set_completion_callback(&data_vio->completion, data_written,
+	                           vdo_logical_thread(data_vio));
+	vdo_submit_vio(data_vio->store->device, &data_vio->vio, &data_vio->completion,
+	               VDO_IO_WRITE, 0, pbn, 1, data_vio->data);
 }
 
 static void try_allocate(struct dd_completion *completion);

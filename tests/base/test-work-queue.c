@@ -523,6 +523,69 @@ static void test_free_drains_pending_work(void **state)
 	dd_free(work);
 }
 
+/* Work handed to a thread outside the set, which launches its answer back into the set. */
+struct outside_work {
+	struct dd_completion completion;
+	pthread_t outsider;
+	atomic_bool came_back;
+};
+
+static void came_back(struct dd_completion *completion)
+{
+	struct outside_work *work = completion->parent;
+
+	atomic_store(&work->came_back, true);
+}
+
+/* The outside thread: answer late, as a device does. */
+static void *answer_later(void *argument)
+{
+	struct outside_work *work = argument;
+	struct dd_thread_set *set = work->completion.thread_set;
+
+	dd_sleep_ns(20 * 1000 * 1000);
+	dd_launch_completion_callback(&work->completion, came_back, 1);
+	dd_end_external_work(set);
+	return NULL;
+}
+
+static void hand_outside(struct dd_completion *completion)
+{
+	struct outside_work *work = completion->parent;
+
+	dd_begin_external_work(completion->thread_set);
+	if (pthread_create(&work->outsider, NULL, answer_later, work) != 0)
+		abort();
+}
+
+/*
+ * A set is not idle while work it handed outside is out, nor while the completion that work
+ * came back as waits or runs: waiting for idle and freeing the set wait for both.
+ */
+static void test_idle_waits_for_outside_work(void **state)
+{
+	enum dd_thread_set_mode modes[] = { DD_THREAD_SET_REAL, DD_THREAD_SET_MANUAL };
+
+	(void) state;
+	for (int m = 0; m < 2; m++) {
+		for (int freeing = 0; freeing < 2; freeing++) {
+			struct dd_thread_set *set = make_set(2, modes[m], 0);
+			struct outside_work work = { .came_back = false };
+
+			dd_initialize_completion(&work.completion, set);
+			dd_prepare_completion(&work.completion, hand_outside, NULL, 0, &work);
+			dd_launch_completion(&work.completion);
+			if (freeing == 0) {
+				assert_success(dd_thread_set_wait_until_idle(set));
+				assert_true(atomic_load(&work.came_back));
+			}
+			dd_free_thread_set(set);
+			assert_true(atomic_load(&work.came_back));
+			pthread_join(work.outsider, NULL);
+		}
+	}
+}
+
 static struct dd_zone_thread_stats get_stats(struct dd_thread_set *set, dd_thread_id_t id)
 {
 	struct dd_zone_thread_stats stats;
@@ -710,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_chain_error_reaches_handler_on_next_thread),
 		cmocka_unit_test(test_many_chains_at_once),
 		cmocka_unit_test(test_free_drains_pending_work),
+		cmocka_unit_test(test_idle_waits_for_outside_work),
 		cmocka_unit_test(test_sleeping_thread_is_woken_and_counted),
 		cmocka_unit_test(test_misuse_fails_assertions),
 		cmocka_unit_test(test_lookahead_keeps_order_and_shows_work_ahead),

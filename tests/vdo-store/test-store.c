@@ -685,6 +685,73 @@ static void test_background_recovery(void **state)
 }
 
 /*
+ * Cut the power under an open @store and close it with @delays on the dead disk: close must
+ * fail, and *@device becomes the disk as the next boot finds it.
+ */
+static void close_on_dead_disk(struct vdo_store *store, struct block_device **device,
+                               struct ram_device_delays delays)
+{
+	struct block_device *survivor;
+
+	assert_success(vdo_ram_device_crash(*device, RAM_CRASH_DROP_ALL, 11, &survivor));
+	vdo_ram_device_set_delays(*device, delays);
+	assert_int_not_equal(vdo_store_close(store), DD_SUCCESS);
+	vdo_close_device(*device);
+	*device = survivor;
+}
+
+/*
+ * Close after the disk dies under the store: every request fails, late, as a dying disk's do.
+ * Close must wait for every zone thread to finish what it holds, error handlers included,
+ * before it frees anything, return the error, and leave the volume for recovery, never marked
+ * clean. Each round but the first opens a volume that is still recovering slabs in the
+ * background, so that close rushes them through on the dead disk: their failures give back
+ * the journal's blocks, whose reaping then fails too, all while close is already waiting. The
+ * drain delay makes the closing thread look at the device only after those last requests
+ * have come back, so that a close that learns of outstanding work from the device alone frees
+ * the journal under its failing thread (ThreadSanitizer and AddressSanitizer tell).
+ */
+static void test_close_after_the_disk_dies(void **state)
+{
+	struct vdo_store_config config = { .logical_zones = 2,
+		                           .physical_zones = 2,
+		                           .block_map_cache_pages = 64,
+		                           .recovery_pause_ms = 100 };
+	struct ram_device_delays delays = { .error_ns = 2 * 1000 * 1000,
+		                            .drain_ns = 50 * 1000 * 1000 };
+	struct block_device *device = formatted_device(DEVICE_BLOCKS, 4000);
+	struct vdo_store *store;
+	struct vdo_store_stats stats;
+	uint8_t *data;
+
+	(void) state;
+	assert_success(dd_allocate_aligned(BLOCK, BLOCK, "data", &data));
+	for (unsigned int round = 0; round < 3; round++) {
+		/* Writes all over, then a crash: the next open has slabs to recover. */
+		assert_success(vdo_store_open(device, &config, &store));
+		for (uint64_t b = 0; b < 4000; b += 5) {
+			fill_block(data, b + round);
+			assert_success(do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK,
+			                          data));
+		}
+		store = crash_and_open(store, &device, RAM_CRASH_DROP_ALL, &config);
+		vdo_store_get_stats(store, &stats);
+		assert_int_equal(stats.recovery_count, 2 * round + 1);
+		assert_true(stats.slabs_recovering > 0);
+		/* The disk dies while the slabs are still coming back. */
+		close_on_dead_disk(store, &device, delays);
+		/* It was not marked clean: this open recovers. */
+		assert_success(vdo_store_open(device, &config, &store));
+		vdo_store_get_stats(store, &stats);
+		assert_int_equal(stats.recovery_count, 2 * round + 2);
+		assert_success(vdo_store_close(store));
+	}
+	expect_clean_audit(device);
+	vdo_close_device(device);
+	dd_free(data);
+}
+
+/*
  * A zone whose slabs with room are all still recovering makes allocations wait for the next
  * one to come back, rather than fail for want of space.
  */
@@ -970,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_space),
 		cmocka_unit_test(test_power_cuts),
 		cmocka_unit_test(test_background_recovery),
+		cmocka_unit_test(test_close_after_the_disk_dies),
 		cmocka_unit_test(test_allocation_waits_for_recovery),
 		cmocka_unit_test(test_check_finds_a_miscount),
 		cmocka_unit_test(test_damaged_counts_go_read_only),
