@@ -42,11 +42,6 @@ unsigned int vdo_map_zone_of(const struct vdo_block_map *map, vdo_lbn_t lbn)
 	return tree % map->config.zone_count;
 }
 
-dd_thread_id_t vdo_map_zone_thread(const struct vdo_block_map *map, unsigned int zone)
-{
-	return map->config.zone_threads[zone];
-}
-
 void vdo_set_logical_blocks(struct vdo_block_map *map, vdo_lbn_t logical_blocks)
 {
 	map->logical_blocks = logical_blocks;

@@ -86,8 +86,6 @@ void vdo_free_block_map(struct vdo_block_map *map);
 /** vdo_map_zone_of() - The logical zone of logical block @lbn. */
 unsigned int vdo_map_zone_of(const struct vdo_block_map *map, vdo_lbn_t lbn);
 
-/** vdo_map_zone_thread() - The thread of logical zone @zone. */
-dd_thread_id_t vdo_map_zone_thread(const struct vdo_block_map *map, unsigned int zone);
 
 /** vdo_map_slot_of() - The slot of @lbn in its leaf page. */
 static inline uint16_t vdo_map_slot_of(vdo_lbn_t lbn)

@@ -432,8 +432,3 @@ void vdo_get_journal_stats(const struct vdo_recovery_journal *journal,
 	stats->logical_blocks_used = journal->logical_blocks_used;
 	stats->block_map_data_blocks = journal->block_map_data_blocks;
 }
-
-uint64_t vdo_journal_logical_blocks_used(const struct vdo_recovery_journal *journal)
-{
-	return journal->logical_blocks_used;
-}

@@ -105,10 +105,5 @@ void vdo_drain_recovery_journal(struct vdo_recovery_journal *journal, struct dd_
 void vdo_get_journal_stats(const struct vdo_recovery_journal *journal,
                            struct vdo_journal_stats *stats);
 
-/**
- * vdo_journal_logical_blocks_used() - Journal thread: logical blocks mapped to storage, as of
- *                                     the newest entry.
- */
-uint64_t vdo_journal_logical_blocks_used(const struct vdo_recovery_journal *journal);
 
 #endif /* VDO_RECOVERY_JOURNAL_H */

@@ -484,12 +484,6 @@ int vdo_grow_slab_depot(struct vdo_slab_depot *depot, const struct vdo_layout *l
 	return result;
 }
 
-void vdo_depot_recovery_done(struct vdo_slab_depot *depot)
-{
-	for (uint32_t s = 0; s < depot->slab_count; s++)
-		vdo_slab_recovery_done(depot->slabs[s]);
-}
-
 bool vdo_lock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock, vdo_pbn_t pbn)
 {
 	uint32_t offset;

@@ -199,7 +199,5 @@ struct vdo_slab_stats {
 void vdo_get_zone_slab_stats(const struct vdo_slab_depot *depot, unsigned int zone,
                              struct vdo_slab_stats *stats);
 
-/** vdo_depot_recovery_done() - Forget what each slab's load included (recovery is over). */
-void vdo_depot_recovery_done(struct vdo_slab_depot *depot);
 
 #endif /* VDO_SLAB_DEPOT_H */

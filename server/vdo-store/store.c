@@ -39,7 +39,6 @@ void vdo_enter_read_only(struct vdo_store *store, int result)
 {
 	if (atomic_exchange(&store->read_only, true))
 		return;
-	atomic_store(&store->read_only_error, result);
 	dd_log_error_strerror(result, "the volume is read-only from now on");
 	dd_prepare_completion(&store->read_only_completion, save_read_only, NULL,
 	                      store->thread_ids.admin, store);

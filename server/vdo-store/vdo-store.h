@@ -125,8 +125,14 @@ struct vdo_store_stats {
  * vdo_store_open() - Open the volume on @device. A volume left dirty by a crash is recovered
  *                    first (its journal replayed); a read-only one opens read-only.
  *
- * Return: DD_SUCCESS, DD_BAD_MAGIC (no volume), DD_CORRUPT_DATA (damaged beyond recovery: use
- *         a read-only rebuild), or an I/O error.
+ * Metadata found damaged while opening (a block map page, reference counts, a slab journal)
+ * makes the volume read-only, on disk too: it then opens read-only, with success, and stays
+ * so until a read-only rebuild (vdo_store_is_read_only() tells).
+ *
+ * Return: DD_SUCCESS; DD_BAD_MAGIC (no volume); DD_UNSUPPORTED_VERSION, DD_CHECKSUM_MISMATCH
+ *         or DD_CORRUPT_DATA when no copy of the super block can be trusted; DD_BAD_STATE when
+ *         a read-only rebuild was left unfinished; DD_INVALID_ARGUMENT for a bad @config; or
+ *         an I/O or allocation error.
  */
 int DD_MUST_CHECK vdo_store_open(struct block_device *device, const struct vdo_store_config *config,
                                  struct vdo_store **store_ptr);

@@ -104,7 +104,6 @@ struct vdo_store {
 	struct data_vio_pool pool;
 	struct flusher flusher;
 	atomic_bool read_only;
-	atomic_int read_only_error;
 	struct dd_completion read_only_completion;
 	atomic_uint next_zone;
 	/* After a crash: the journal replayed (until the slabs are handed over), the slabs
