@@ -753,11 +753,6 @@ void uds_free_delta_index(struct uds_delta_index *index)
 	dd_free(index);
 }
 
-void uds_reset_delta_zone(struct uds_delta_index *index, unsigned int zone_number)
-{
-	reset_zone(&index->zones[zone_number]);
-}
-
 void uds_reset_delta_index(struct uds_delta_index *index)
 {
 	for (unsigned int z = 0; z < index->zone_count; z++)

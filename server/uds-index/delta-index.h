@@ -218,9 +218,6 @@ void uds_free_delta_index(struct uds_delta_index *index);
 /** uds_reset_delta_index() - Empty every zone of the index. */
 void uds_reset_delta_index(struct uds_delta_index *index);
 
-/** uds_reset_delta_zone() - Empty one zone (call from the zone's thread). */
-void uds_reset_delta_zone(struct uds_delta_index *index, unsigned int zone_number);
-
 /** uds_get_delta_zone_number() - The zone that holds list @list_number. */
 static inline unsigned int uds_get_delta_zone_number(const struct uds_delta_index *index,
                                                      uint32_t list_number)

@@ -29,7 +29,8 @@
  * (a message in their queue, so each closes between two of its requests). Closing swaps the
  * zone's open chapter with its previous one (after waiting, rarely, until the writer has
  * finished with it), hands it to the chapter writer (chapter-writer.c) and advances the zone's
- * window.
+ * window. A save loaded into another zone count may leave a zone's part full; then the chapter
+ * is closed as the index opens.
  *
  * Save and load are in index-save.c, rebuild in rebuild.c; index-internal.h holds what they
  * share with this file.
@@ -764,23 +765,27 @@ static void close_chapter_on_message(struct dd_completion *completion)
 /* Requests                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Put a record into the zone's open chapter, closing the chapter when the zone's part fills. */
-static void put_record_in_zone(struct index_zone *zone, const struct dd_record_name *name,
-                               const struct uds_record_data *data)
+/*
+ * Put a record into the zone's open chapter, closing the chapter when the zone's part fills.
+ * Return: DD_SUCCESS, or the put's error (the record is not in the open chapter).
+ */
+static int DD_MUST_CHECK put_record_in_zone(struct index_zone *zone,
+                                            const struct dd_record_name *name,
+                                            const struct uds_record_data *data)
 {
 	uint32_t remaining;
 	int result = uds_put_open_chapter(zone->open_chapter, name, data, &remaining);
 
-	if (result != DD_SUCCESS) {
-		dd_log_error_strerror(result, "open chapter put failed");
-		return;
-	}
+	if (result != DD_SUCCESS)
+		return dd_log_error_strerror(result, "zone %u cannot add to its open chapter",
+		                             zone->id);
 	if (remaining == 0) {
 		uint64_t closing = zone->newest_chapter;
 
 		close_zone_chapter(zone);
 		broadcast_close(zone, closing);
 	}
+	return DD_SUCCESS;
 }
 
 static void finish_request(struct index_zone *zone, struct uds_request *request, int status)
@@ -867,6 +872,58 @@ static int resume_search(struct index_zone *zone, struct uds_request *request,
 	return search_index(zone, request, search);
 }
 
+/*
+ * Undo the volume index change made for a record that the open chapter then refused: remove the
+ * entry just added, or point the entry back at @old_chapter.
+ */
+static void restore_volume_index_entry(struct uds_volume_index_record *record, bool added,
+                                       uint64_t old_chapter)
+{
+	int result = added ? uds_remove_volume_index_record(record)
+	                   : uds_set_volume_index_record_chapter(record, old_chapter);
+
+	if (result != DD_SUCCESS)
+		dd_log_warning_strerror(result, "cannot restore a volume index entry");
+}
+
+/*
+ * Store the record of a POST, an UPDATE or a QUERY that found its name: point the name's volume
+ * index entry at the open chapter (adding one if need be) and put the record there. If the open
+ * chapter refuses it, the request fails with that error and the entry is restored, so that the
+ * failed request changes nothing.
+ */
+static int store_record(struct index_zone *zone, struct uds_request *request,
+                        struct search_result *search)
+{
+	struct uds_volume_index_record *record = &search->record;
+	const struct uds_record_data *data =
+	    (search->found && (request->type != UDS_UPDATE)) ? &search->data : &request->new_data;
+	uint64_t old_chapter = record->virtual_chapter;
+	bool added = false;
+	int result;
+
+	if (search->found && (old_chapter == zone->newest_chapter)) {
+		/* Already in the open chapter: only an UPDATE changes it, and only its data. */
+		if (request->type != UDS_UPDATE)
+			return DD_SUCCESS;
+		return put_record_in_zone(zone, &request->record_name, data);
+	}
+	if (record->is_found && (search->found || record->is_collision)) {
+		result = uds_set_volume_index_record_chapter(record, zone->newest_chapter);
+	} else {
+		result = uds_put_volume_index_record(record, zone->newest_chapter);
+		if (result == DD_OVERFLOW)
+			return DD_SUCCESS;
+		added = true;
+	}
+	if (result != DD_SUCCESS)
+		return result;
+	result = put_record_in_zone(zone, &request->record_name, data);
+	if (result != DD_SUCCESS)
+		restore_volume_index_entry(record, added, old_chapter);
+	return result;
+}
+
 /* The request's work on its zone thread; see the top of the file. */
 static int dispatch_request(struct index_zone *zone, struct uds_request *request)
 {
@@ -907,22 +964,7 @@ static int dispatch_request(struct index_zone *zone, struct uds_request *request
 	}
 
 	/* POST, UPDATE, and QUERY of a found record: it goes into the open chapter. */
-	if (found && (record->virtual_chapter == zone->newest_chapter)) {
-		if (request->type != UDS_UPDATE)
-			return DD_SUCCESS;
-	} else if (record->is_found && (found || record->is_collision)) {
-		result = uds_set_volume_index_record_chapter(record, zone->newest_chapter);
-	} else {
-		result = uds_put_volume_index_record(record, zone->newest_chapter);
-		if (result == DD_OVERFLOW)
-			return DD_SUCCESS;
-	}
-	if (result != DD_SUCCESS)
-		return result;
-	put_record_in_zone(zone, &request->record_name,
-	                   (found && (request->type != UDS_UPDATE)) ? &search.data
-	                                                            : &request->new_data);
-	return DD_SUCCESS;
+	return store_record(zone, request, &search);
 }
 
 static void process_request(struct uds_request *request)
@@ -1196,6 +1238,39 @@ static int start_threads(struct uds_index *index)
 	return result;
 }
 
+/* Zone thread: close the zone's part of the open chapter just loaded. */
+static void close_loaded_chapter_on_zone(struct dd_completion *completion)
+{
+	close_zone_chapter(completion->parent);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+/*
+ * A save loaded into another zone count may fill a zone's part of the open chapter (see
+ * open-chapter.h), and a zone closes the chapter only when a put fills its part: with no room
+ * for another put, it would lose every name it is given. Close such a chapter now, in every
+ * zone, as the put that filled it would have. The writer has started; no request has.
+ */
+static int close_full_loaded_chapter(struct uds_index *index)
+{
+	bool full = false;
+	int result = DD_SUCCESS;
+
+	for (unsigned int z = 0; z < index->zone_count; z++) {
+		const struct uds_open_chapter_zone *part = index->zones[z].open_chapter;
+
+		full = full || (part->size >= part->capacity);
+	}
+	if (!full)
+		return DD_SUCCESS;
+	dd_log_info("the loaded open chapter %llu fills a zone; closing it",
+	            (unsigned long long) index->zones[0].newest_chapter);
+	for (unsigned int z = 0; (z < index->zone_count) && (result == DD_SUCCESS); z++)
+		result = dd_perform_synchronous_action(
+		    index->zone_threads, z, close_loaded_chapter_on_zone, &index->zones[z]);
+	return result;
+}
+
 /* Bring the index's state up: load the newest clean save, or rebuild. */
 static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 {
@@ -1232,9 +1307,11 @@ static int load_or_rebuild(struct uds_index *index, enum uds_open_mode mode)
 		index->zones[z].newest_chapter = open_chapter;
 	/* From here on the index changes: no save made so far may be loaded after a crash. */
 	result = uds_invalidate_saves(&index->layout);
+	if (result == DD_SUCCESS)
+		result = uds_start_chapter_writer(index, open_chapter);
 	if (result != DD_SUCCESS)
 		return result;
-	return uds_start_chapter_writer(index, open_chapter);
+	return close_full_loaded_chapter(index);
 }
 
 int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *parameters,

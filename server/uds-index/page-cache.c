@@ -17,13 +17,6 @@ static uint32_t hash_key(uint64_t virtual_chapter, uint32_t page_number, uint32_
 	return (uint32_t) ((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
 }
 
-size_t uds_page_cache_memory(const struct uds_geometry *geometry, uint32_t capacity)
-{
-	(void) geometry;
-	return sizeof(struct uds_page_cache) +
-	       (size_t) capacity * (sizeof(struct uds_cached_page) + 2 * sizeof(uint32_t));
-}
-
 int uds_make_page_cache(const struct uds_geometry *geometry, uint32_t capacity,
                         struct uds_page_cache **cache_ptr)
 {

@@ -115,7 +115,4 @@ static inline bool uds_page_cache_can_claim(const struct uds_page_cache *cache)
 	return cache->busy < cache->capacity;
 }
 
-/** uds_page_cache_memory() - Bytes a cache of @capacity pages allocates. */
-size_t uds_page_cache_memory(const struct uds_geometry *geometry, uint32_t capacity);
-
 #endif /* UDS_PAGE_CACHE_H */

@@ -59,7 +59,6 @@ enum uds_index_region {
 struct uds_request;
 typedef void (*uds_request_callback_fn)(struct uds_request *request);
 
-/* One request. The caller owns it; it must stay put until its callback has run. */
 /* What a reader thread learned for a request from a page it read (private to the index). */
 struct uds_read_assist {
 	/* The page read (chapter UINT64_MAX: nothing learned). */
@@ -74,6 +73,7 @@ struct uds_read_assist {
 	struct uds_record_data data;
 };
 
+/* One request. The caller owns it; it must stay put until its callback has run. */
 struct uds_request {
 	/* Set by the caller. */
 	struct dd_record_name record_name;
@@ -83,7 +83,8 @@ struct uds_request {
 	struct uds_index *index;
 	void *context;
 
-	/* Set before the callback. */
+	/* Set before the callback. status: DD_SUCCESS, or the error that failed the request (a
+	 * POST, UPDATE or QUERY whose record the open chapter could not take stores nothing). */
 	int status;
 	bool found;
 	struct uds_record_data old_data;
@@ -237,7 +238,7 @@ void uds_free_index(struct uds_index *index);
 /** uds_get_index_stats() - Read the counters (consistent per zone). */
 int DD_MUST_CHECK uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats);
 
-/** uds_drop_index_page_cache() - Drop the OS cache of the index's chapters (benchmarks). */
+/** uds_drop_index_os_cache() - Drop the OS cache of the index's chapters (benchmarks). */
 void uds_drop_index_os_cache(struct uds_index *index);
 
 #endif /* UDS_H */

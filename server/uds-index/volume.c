@@ -132,20 +132,6 @@ static int read_fully(int fd, uint8_t *buffer, size_t length, off_t offset, int 
 	return DD_SUCCESS;
 }
 
-int uds_write_chapter(struct uds_volume *volume, uint64_t virtual_chapter, const uint8_t *pages,
-                      const uint16_t *last_lists)
-{
-	const struct uds_geometry *g = volume->geometry;
-	int result =
-	    write_fully(volume->fd, pages, (size_t) g->pages_per_chapter * g->bytes_per_page,
-	                page_offset(volume, virtual_chapter, 0));
-
-	if (result != DD_SUCCESS)
-		return result;
-	uds_set_index_page_map(volume, virtual_chapter, last_lists);
-	return DD_SUCCESS;
-}
-
 int uds_write_chapter_pages(struct uds_volume *volume, uint64_t virtual_chapter,
                             uint32_t first_page, const uint8_t *pages, uint32_t count)
 {

@@ -6,10 +6,9 @@
  * bytes starting at volume_offset + slot * pages_per_chapter * bytes_per_page: first the
  * chapter index pages, then the record pages. The chapter writer writes a chapter in runs of
  * pages (uds_write_chapter_pages(), one pwrite each) and records its index page map once all of
- * them are written; uds_write_chapter() writes a whole chapter from one buffer. Every page
- * carries the index nonce, its chapter number and a checksum, so a chapter torn part way (some
- * runs written, some still of an older lap) or a stale page from an older lap of the ring fails
- * validation instead of being believed.
+ * them are written. Every page carries the index nonce, its chapter number and a checksum, so a
+ * chapter torn part way (some runs written, some still of an older lap) or a stale page from an
+ * older lap of the ring fails validation instead of being believed.
  *
  * The index page map remembers, for each slot, the chapter it describes and the last chapter
  * index list on each of its index pages, so that a lookup reads exactly one index page. It is
@@ -71,16 +70,6 @@ int DD_MUST_CHECK uds_make_volume(const struct uds_geometry *geometry, int fd,
 void uds_free_volume(struct uds_volume *volume);
 
 /**
- * uds_write_chapter() - Write the pages of a chapter and record its index page map.
- * @volume:          the volume
- * @virtual_chapter: the chapter
- * @pages:           pages_per_chapter pages: index pages then record pages
- * @last_lists:      the last list of each index page
- */
-int DD_MUST_CHECK uds_write_chapter(struct uds_volume *volume, uint64_t virtual_chapter,
-                                    const uint8_t *pages, const uint16_t *last_lists);
-
-/**
  * uds_write_chapter_pages() - Write a run of pages of a chapter (not its index page map).
  * @volume:          the volume
  * @virtual_chapter: the chapter
@@ -95,7 +84,8 @@ int DD_MUST_CHECK uds_write_chapter_pages(struct uds_volume *volume, uint64_t vi
                                           uint32_t count);
 
 /**
- * uds_set_index_page_map() - Record the index page map of a chapter (for load and rebuild).
+ * uds_set_index_page_map() - Record the index page map of a chapter (for the chapter writer,
+ *                            load and rebuild).
  */
 void uds_set_index_page_map(struct uds_volume *volume, uint64_t virtual_chapter,
                             const uint16_t *last_lists);

@@ -36,7 +36,7 @@ static void make_name(uint64_t number, struct dd_record_name *name)
 }
 
 /** is_hook() - Whether the name of a number is a sparse hook. */
-static bool is_hook(uint64_t number)
+static inline bool is_hook(uint64_t number)
 {
 	struct dd_record_name name;
 

@@ -145,6 +145,30 @@ static void test_save_load_zones(void **state)
 	save_load_round_trip(3, 2);
 }
 
+/*
+ * A save loaded into more zones can leave a zone's part of the open chapter full: a one-zone
+ * chapter one record short of closing, split between two zones, fills one of them (the names
+ * that do not fit are dropped). That zone must still keep every name posted after the load, and
+ * the loaded names it kept stay found.
+ */
+static void test_load_fills_a_zone(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct uds_index *index;
+
+	(void) state;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	store_range(index, UDS_POST, 0, RECORDS_PER_CHAPTER - 1, 1000000);
+	assert_success(uds_close_index(index));
+	p.zone_count = 2;
+	assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
+	store_range(index, UDS_POST, 100000, 64, 1000000);
+	check_found(index, 100000, 64, 1000000);
+	assert_true(query_range(index, 0, RECORDS_PER_CHAPTER - 1, NULL, 0) >=
+	            RECORDS_PER_CHAPTER / 2);
+	uds_free_index(index);
+}
+
 static void test_rebuild(void **state)
 {
 	struct uds_parameters p = parameters(2);
@@ -538,6 +562,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_zones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_fills_a_zone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_damaged_chapter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_pages_live, setup, teardown),

@@ -101,12 +101,15 @@ static void launch_batch(struct advice_batch *batch)
 	atomic_store(&batch->pending, batch->count + 1);
 	for (uint32_t i = 0; i < batch->count; i++) {
 		struct uds_request *request = &batch->requests[i];
+		int result;
 
 		request->callback = request_done;
 		request->index = batch->served->index;
 		request->context = batch;
-		if (uds_launch_request(request) != DD_SUCCESS) {
-			request->status = DD_BAD_STATE;
+		result = uds_launch_request(request);
+		if (result != DD_SUCCESS) {
+			/* Its callback will not run: it fails here, with the launch's error. */
+			request->status = result;
 			finish_one(batch);
 		}
 	}
