@@ -19,7 +19,9 @@
  *
  * Providers:
  *   - file-device.c: a regular file or a block device, through io_uring (one ring, a reaper
- *     thread); FLUSH is fdatasync, FUA is RWF_DSYNC, PREFLUSH a linked fdatasync.
+ *     thread); FLUSH is fdatasync, FUA is RWF_DSYNC, PREFLUSH a linked fdatasync. When io_uring
+ *     refuses requests for good, or the reaper can no longer wait for completions, the requests
+ *     concerned (then all of them) complete with its error instead of hanging.
  *   - ram-device.c: memory, for tests. It keeps what is durable apart from what was written
  *     since, so a test can cut the power: drop every unflushed write, or keep a random subset of
  *     them (with torn sectors). It can also fail chosen blocks with EIO.
@@ -220,6 +222,29 @@ void vdo_ram_device_poke(struct block_device *device, uint64_t offset, const voi
 
 /** vdo_ram_device_unflushed() - How many blocks hold writes that are not durable yet. */
 uint64_t vdo_ram_device_unflushed(struct block_device *device);
+
+/* For tests only. */
+
+struct io_uring;
+struct io_uring_cqe;
+struct __kernel_timespec;
+
+/* The file device's calls into liburing that can fail, which a test may replace. */
+struct vdo_ring_calls {
+	/* As io_uring_submit(). */
+	int (*submit)(struct io_uring *ring);
+	/* As io_uring_wait_cqe_timeout(); the reaper's only wait. */
+	int (*wait)(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
+	            struct __kernel_timespec *timeout);
+};
+
+/**
+ * vdo_set_file_device_ring_calls() - For tests only: file devices opened from now on use @calls
+ *                                    (NULL: liburing's own) to submit and to wait, so that a
+ *                                    test can make them fail. Not to be called while a file
+ *                                    device is being opened.
+ */
+void vdo_set_file_device_ring_calls(const struct vdo_ring_calls *calls);
 
 /* For providers. */
 
