@@ -362,9 +362,9 @@ static void release_allocation(struct dd_completion *completion)
 {
 	struct data_vio *data_vio = completion->parent;
 
-	if (data_vio->holds_pbn_lock) {
-		vdo_unlock_pbn(data_vio->store->depot, &data_vio->pbn_lock);
-		data_vio->holds_pbn_lock = false;
+	if (data_vio->pbn_lock != NULL) {
+		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
+		data_vio->pbn_lock = NULL;
 	}
 	vdo_release_allocation(data_vio->store->depot, data_vio->allocation);
 	data_vio->allocation = VDO_ZERO_BLOCK;

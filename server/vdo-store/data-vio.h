@@ -56,8 +56,7 @@ struct data_vio {
 	vdo_pbn_t leaf_pbn;
 	/* Allocation, and the physical block lock held on it until its increment is made. */
 	vdo_pbn_t allocation;
-	struct vdo_zone_lock pbn_lock;
-	bool holds_pbn_lock;
+	struct vdo_pbn_lock *pbn_lock;
 	unsigned int zones_tried;
 	unsigned int allocation_zone;
 	/* A zone found full that still has slabs recovering (the zone count if none), and the

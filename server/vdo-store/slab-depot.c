@@ -23,8 +23,8 @@ struct depot_zone {
 	uint32_t draining;
 	struct dd_completion *drain_waiter;
 	int drain_result;
-	/* Blocks claimed by writes in flight. */
-	struct vdo_lock_table pbn_locks;
+	/* Blocks being written, and blocks whose advice is being verified or shared. */
+	struct vdo_pbn_lock_pool *pbn_locks;
 	/* Slabs still left for recovery, and allocations waiting for one to come back. */
 	uint32_t recovering;
 	struct vdo_slab_waiter *waiters;
@@ -49,7 +49,7 @@ static void free_zones(struct vdo_slab_depot *depot)
 		return;
 	for (unsigned int z = 0; z < depot->zone_count; z++) {
 		dd_free(depot->zones[z].slabs);
-		vdo_free_lock_table(&depot->zones[z].pbn_locks);
+		vdo_free_pbn_lock_pool(depot->zones[z].pbn_locks);
 	}
 	dd_free(depot->zones);
 }
@@ -142,6 +142,7 @@ static int load_slabs(struct vdo_slab_depot *depot, uint32_t first, uint32_t las
 
 		if (result != DD_SUCCESS)
 			return result;
+		depot->slabs[s]->pbn_locks = zone->pbn_locks;
 		depot->slab_count = s + 1;
 		if (needs_recovery(depot, touched, s)) {
 			leave_for_recovery(depot, depot->slabs[s]);
@@ -167,7 +168,8 @@ static int make_zones(struct vdo_slab_depot *depot, const struct vdo_depot_confi
 		depot->zones[z] = (struct depot_zone){ .index = z,
 			                               .thread = config->zone_threads[z],
 			                               .lock_zone = config->lock_zones[z] };
-		result = vdo_make_lock_table(VDO_DATA_VIO_COUNT, &depot->zones[z].pbn_locks);
+		/* A write lock per data_vio, and a read lock per hash lock. */
+		result = vdo_make_pbn_lock_pool(2 * VDO_DATA_VIO_COUNT, &depot->zones[z].pbn_locks);
 	}
 	return result;
 }
@@ -484,24 +486,82 @@ int vdo_grow_slab_depot(struct vdo_slab_depot *depot, const struct vdo_layout *l
 	return result;
 }
 
-bool vdo_lock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock, vdo_pbn_t pbn)
+/* The zone that owns data block @pbn, with its thread asserted; NULL if it is no data block. */
+static struct depot_zone *zone_of_pbn(struct vdo_slab_depot *depot, vdo_pbn_t pbn,
+                                      struct vdo_slab **slab_ptr, uint32_t *offset_ptr)
 {
-	uint32_t offset;
-	struct vdo_slab *slab = vdo_depot_slab_of(depot, pbn, &offset);
-	struct depot_zone *zone = &depot->zones[slab->zone];
+	struct vdo_slab *slab = vdo_depot_slab_of(depot, pbn, offset_ptr);
+	struct depot_zone *zone;
 
+	if (slab == NULL)
+		return NULL;
+	zone = &depot->zones[slab->zone];
 	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
-	return vdo_acquire_zone_key(&zone->pbn_locks, lock, pbn);
+	*slab_ptr = slab;
+	return zone;
 }
 
-struct vdo_zone_lock *vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock)
+int vdo_write_lock_pbn(struct vdo_slab_depot *depot, vdo_pbn_t pbn,
+                       struct vdo_pbn_lock **lock_ptr)
 {
+	struct vdo_slab *slab;
 	uint32_t offset;
-	struct vdo_slab *slab = vdo_depot_slab_of(depot, lock->key, &offset);
-	struct depot_zone *zone = &depot->zones[slab->zone];
+	struct depot_zone *zone = zone_of_pbn(depot, pbn, &slab, &offset);
 
-	(void) dd_assert_on_thread(depot->context.threads, zone->thread, __func__);
-	return vdo_release_zone_key(&zone->pbn_locks, lock);
+	if (zone == NULL)
+		return dd_log_error_strerror(DD_OUT_OF_RANGE, "block %llu is not a data block",
+		                             (unsigned long long) pbn);
+	return vdo_make_pbn_lock(zone->pbn_locks, pbn, VDO_PBN_WRITE_LOCK, lock_ptr);
+}
+
+/* How many more references @slab's block @offset can take now (0: none, or it is free). */
+static uint32_t increment_limit(const struct vdo_slab *slab, uint32_t offset)
+{
+	uint8_t count = vdo_get_ref_count(slab->counts, offset);
+
+	if ((count == VDO_EMPTY_REFERENCE) || (count == VDO_PROVISIONAL_REFERENCE))
+		return 0;
+	return VDO_MAX_REFERENCES - count;
+}
+
+struct vdo_pbn_lock *vdo_read_lock_pbn(struct vdo_slab_depot *depot, vdo_pbn_t pbn)
+{
+	struct vdo_slab *slab;
+	uint32_t offset;
+	struct depot_zone *zone = zone_of_pbn(depot, pbn, &slab, &offset);
+	struct vdo_pbn_lock *lock;
+	uint32_t limit;
+
+	/* A slab still recovering does not know its counts yet. */
+	if ((zone == NULL) || slab->recovering || slab->failed)
+		return NULL;
+	lock = vdo_get_pbn_lock(zone->pbn_locks, pbn);
+	if (lock != NULL) {
+		/* A block being written may not hold what its advice says yet. */
+		if (lock->type != VDO_PBN_READ_LOCK)
+			return NULL;
+		lock->holders++;
+		return lock;
+	}
+	limit = increment_limit(slab, offset);
+	if ((limit == 0) || (vdo_make_pbn_lock(zone->pbn_locks, pbn, VDO_PBN_READ_LOCK, &lock) !=
+	                     DD_SUCCESS))
+		return NULL;
+	lock->increment_limit = limit;
+	return lock;
+}
+
+void vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_pbn_lock *lock)
+{
+	vdo_pbn_t pbn = lock->pbn;
+	struct vdo_slab *slab;
+	uint32_t offset;
+	struct depot_zone *zone = zone_of_pbn(depot, pbn, &slab, &offset);
+
+	if (zone == NULL)
+		return;
+	if (vdo_release_pbn_lock(zone->pbn_locks, lock))
+		vdo_release_allocation(depot, pbn);
 }
 
 void vdo_get_zone_slab_stats(const struct vdo_slab_depot *depot, unsigned int zone_number,

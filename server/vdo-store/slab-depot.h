@@ -24,9 +24,9 @@
 
 #include "completion.h"
 #include "errors.h"
+#include "pbn-lock.h"
 #include "slab.h"
 #include "vdo-types.h"
-#include "zone-lock.h"
 
 struct vdo_slab_depot;
 
@@ -177,15 +177,30 @@ uint32_t vdo_depot_slab_count(const struct vdo_slab_depot *depot);
 struct vdo_slab *vdo_depot_slab(const struct vdo_slab_depot *depot, uint32_t number);
 
 /**
- * vdo_lock_pbn() - The thread of @pbn's zone: claim @pbn for a write in flight (a physical
- *                  block lock; dedupe will not share a block a write holds).
+ * vdo_write_lock_pbn() - The thread of @pbn's zone: write-lock @pbn, just allocated to a write
+ *                        in flight, until its increment lands (pbn-lock.h).
  *
- * Return: true if @lock now holds the block, false if it waits behind the holder.
+ * Return: DD_SUCCESS; DD_BAD_STATE if the block is locked already (allocated twice) or the
+ *         zone has no lock left; DD_OUT_OF_RANGE if @pbn is no data block.
  */
-bool vdo_lock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock, vdo_pbn_t pbn);
+int DD_MUST_CHECK vdo_write_lock_pbn(struct vdo_slab_depot *depot, vdo_pbn_t pbn,
+                                     struct vdo_pbn_lock **lock_ptr);
 
-/** vdo_unlock_pbn() - The block's zone thread: let go; return the waiter that holds it now. */
-struct vdo_zone_lock *vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_zone_lock *lock);
+/**
+ * vdo_read_lock_pbn() - The thread of @pbn's zone: read-lock @pbn, named by advice, to verify
+ *                       it and share it: a new lock with the block's increment limit, or one
+ *                       more holder of the read lock already there.
+ *
+ * Return: the lock, or NULL if the block cannot be shared now: it is no data block, free,
+ *         provisional, full, write-locked, or its slab is still recovering (or failed).
+ */
+struct vdo_pbn_lock *vdo_read_lock_pbn(struct vdo_slab_depot *depot, vdo_pbn_t pbn);
+
+/**
+ * vdo_unlock_pbn() - The thread of the block's zone: one holder of @lock lets go; the last one
+ *                    frees a block whose provisional reference nobody took.
+ */
+void vdo_unlock_pbn(struct vdo_slab_depot *depot, struct vdo_pbn_lock *lock);
 
 struct vdo_slab_stats {
 	uint64_t free_blocks;

@@ -151,6 +151,25 @@ static void block_written(struct dd_completion *completion)
 	finish_block_write(slab, DD_SUCCESS);
 }
 
+/*
+ * The last mapping of a block went away: if hash locks hold it read-locked, to share it, keep
+ * it provisionally until their increments land or they let go (pbn-lock.h).
+ */
+static int keep_read_locked_block(struct vdo_slab *slab, uint32_t offset)
+{
+	struct vdo_pbn_lock *lock;
+
+	if ((slab->pbn_locks == NULL) ||
+	    (vdo_get_ref_count(slab->counts, offset) != VDO_EMPTY_REFERENCE))
+		return DD_SUCCESS;
+	lock = vdo_get_pbn_lock(slab->pbn_locks, vdo_slab_pbn(slab, offset));
+	if ((lock == NULL) || (lock->type != VDO_PBN_READ_LOCK))
+		return DD_SUCCESS;
+	lock->has_provisional_reference = true;
+	return vdo_adjust_ref_count(slab->counts, offset, VDO_REF_PROVISIONAL,
+	                            (struct vdo_ref_points){ 0 });
+}
+
 /* Put the entry in the tail block and change the count. The tail block has room. */
 static void make_entry(struct vdo_slab *slab, struct vdo_slab_entry_request *request)
 {
@@ -172,6 +191,8 @@ static void make_entry(struct vdo_slab *slab, struct vdo_slab_entry_request *req
 	    slab->counts, request->offset,
 	    request->increment ? VDO_REF_INCREMENT : VDO_REF_DECREMENT,
 	    (struct vdo_ref_points){ .slab = point, .recovery = request->recovery_point });
+	if ((result == DD_SUCCESS) && !request->increment)
+		result = keep_read_locked_block(slab, request->offset);
 	if (result != DD_SUCCESS)
 		vdo_slab_fail(slab, result);
 	if (journal->entry_count == VDO_SLAB_JOURNAL_ENTRIES_PER_BLOCK)

@@ -32,6 +32,7 @@
 #include "errors.h"
 #include "layout.h"
 #include "lock-counter.h"
+#include "pbn-lock.h"
 #include "ref-counts.h"
 #include "slab-journal-format.h"
 #include "slab-summary.h"
@@ -130,6 +131,8 @@ struct vdo_slab {
 	dd_thread_id_t thread;
 	/* The lock counter's column for this slab's zone. */
 	unsigned int lock_zone;
+	/* The zone's physical block locks. */
+	struct vdo_pbn_lock_pool *pbn_locks;
 	struct vdo_ref_counts *counts;
 	struct vdo_slab_journal journal;
 	struct vdo_ref_write writes[VDO_REF_WRITES_PER_SLAB];

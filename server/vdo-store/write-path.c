@@ -157,9 +157,9 @@ static void add_slab_entry(struct dd_completion *completion)
 
 	dd_set_completion_callback(completion, update_done, slab->thread);
 	/* Written and journaled: the block no longer needs its lock. */
-	if (request->increment && data_vio->holds_pbn_lock) {
-		vdo_unlock_pbn(data_vio->store->depot, &data_vio->pbn_lock);
-		data_vio->holds_pbn_lock = false;
+	if (request->increment && (data_vio->pbn_lock != NULL)) {
+		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
+		data_vio->pbn_lock = NULL;
 	}
 	vdo_add_slab_entry(slab, request);
 }
@@ -296,13 +296,12 @@ static void data_written(struct dd_completion *completion)
 
 static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
 {
-	data_vio->allocation = pbn;
 	/* A block just allocated is never locked: nobody else knows it. */
-	data_vio->holds_pbn_lock = vdo_lock_pbn(data_vio->store->depot, &data_vio->pbn_lock, pbn);
-	if (!data_vio->holds_pbn_lock) {
-		vdo_fail_data_vio(data_vio, dd_log_error_strerror(DD_BAD_STATE,
-		                                                  "block %llu was allocated twice",
-		                                                  (unsigned long long) pbn));
+	int result = vdo_write_lock_pbn(data_vio->store->depot, pbn, &data_vio->pbn_lock);
+
+	data_vio->allocation = pbn;
+	if (result != DD_SUCCESS) {
+		vdo_fail_data_vio(data_vio, result);
 		return;
 	}
 	if (data_vio->allocating_tree_page) {

@@ -2,7 +2,8 @@
 /*
  * Tests of the slab depot on two physical zones: allocation until every data block is taken
  * (each block once, from the zone that owns it), giving allocations back, a clean save and load
- * that keep every count and free what was only provisional, and growing the depot.
+ * that keep every count and free what was only provisional, growing the depot, and physical
+ * block locks.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,176 @@ static int compare_pbns(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* One count change or lock operation on block @pbn, on its zone's thread. */
+struct block_work {
+	struct fixture *fixture;
+	vdo_pbn_t pbn;
+	bool increment;
+	struct vdo_slab_entry_request request;
+	struct dd_completion *action;
+	struct vdo_pbn_lock *lock;
+	int result;
+	uint8_t count;
+};
+
+static void count_changed(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+
+	dd_finish_completion(work->action, completion->result);
+}
+
+static void change_count(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+	uint32_t offset;
+	struct vdo_slab *slab = vdo_depot_slab_of(work->fixture->depot, work->pbn, &offset);
+
+	work->action = completion;
+	dd_initialize_completion(&work->request.completion, work->fixture->threads);
+	dd_prepare_completion(&work->request.completion, count_changed, NULL, slab->thread, work);
+	work->request.offset = offset;
+	work->request.increment = work->increment;
+	work->request.recovery_point = (struct vdo_journal_point){ .sequence = 1 };
+	vdo_add_slab_entry(slab, &work->request);
+}
+
+static void read_count(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+	uint32_t offset;
+	struct vdo_slab *slab = vdo_depot_slab_of(work->fixture->depot, work->pbn, &offset);
+
+	work->count = vdo_get_ref_count(slab->counts, offset);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void write_lock(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+
+	work->result = vdo_write_lock_pbn(work->fixture->depot, work->pbn, &work->lock);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void read_lock(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+
+	work->lock = vdo_read_lock_pbn(work->fixture->depot, work->pbn);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static void unlock(struct dd_completion *completion)
+{
+	struct block_work *work = completion->parent;
+
+	vdo_unlock_pbn(work->fixture->depot, work->lock);
+	dd_finish_completion(completion, DD_SUCCESS);
+}
+
+static int on_block(struct block_work *work, dd_action_fn action)
+{
+	uint32_t offset;
+	struct vdo_slab *slab = vdo_depot_slab_of(work->fixture->depot, work->pbn, &offset);
+
+	return dd_perform_synchronous_action(work->fixture->threads, slab->thread, action, work);
+}
+
+static uint8_t count_of(struct fixture *f, vdo_pbn_t pbn)
+{
+	struct block_work work = { .fixture = f, .pbn = pbn };
+
+	assert_success(on_block(&work, read_count));
+	return work.count;
+}
+
+static void change(struct fixture *f, vdo_pbn_t pbn, bool increment)
+{
+	struct block_work work = { .fixture = f, .pbn = pbn, .increment = increment };
+
+	assert_success(on_block(&work, change_count));
+}
+
+static struct vdo_pbn_lock *lock_for_reading(struct fixture *f, vdo_pbn_t pbn)
+{
+	struct block_work work = { .fixture = f, .pbn = pbn };
+
+	assert_success(on_block(&work, read_lock));
+	return work.lock;
+}
+
+static void let_go(struct fixture *f, struct vdo_pbn_lock *lock)
+{
+	struct block_work work = { .fixture = f, .pbn = lock->pbn, .lock = lock };
+
+	assert_success(on_block(&work, unlock));
+}
+
+/*
+ * Physical block locks: a block being written cannot be read-locked (nor write-locked twice);
+ * read locks are shared and carry the block's increment limit; a free, provisional or full
+ * block cannot be shared; and a read-locked block whose last mapping goes away stays
+ * provisional until an increment lands or the last reader lets go.
+ */
+static void test_physical_block_locks(void **state)
+{
+	struct fixture *f = make_fixture();
+	vdo_pbn_t pbns[4];
+	struct zone_work allocation = { .fixture = f, .zone = 0, .pbns = pbns, .limit = 4 };
+	struct block_work writing = { .fixture = f };
+	struct vdo_pbn_lock *lock;
+	struct vdo_pbn_lock *again;
+
+	(void) state;
+	assert_success(on_zone(&allocation, allocate_all));
+	assert_int_equal(allocation.count, 4);
+	/* pbns[0]: being written. */
+	writing.pbn = pbns[0];
+	assert_success(on_block(&writing, write_lock));
+	assert_success(writing.result);
+	assert_int_equal(writing.lock->type, VDO_PBN_WRITE_LOCK);
+	assert_null(lock_for_reading(f, pbns[0]));
+	assert_success(on_block(&writing, write_lock));
+	assert_int_equal(writing.result, DD_BAD_STATE);
+	/* pbns[1]: provisional, nothing to share yet. */
+	assert_null(lock_for_reading(f, pbns[1]));
+	/* pbns[2]: one mapping; readers share one lock and may add 253 more. */
+	change(f, pbns[2], true);
+	lock = lock_for_reading(f, pbns[2]);
+	assert_non_null(lock);
+	assert_int_equal(lock->type, VDO_PBN_READ_LOCK);
+	assert_int_equal(lock->increment_limit, VDO_MAX_REFERENCES - 1);
+	again = lock_for_reading(f, pbns[2]);
+	assert_ptr_equal(again, lock);
+	assert_int_equal(lock->holders, 2);
+	for (unsigned int i = 0; i < VDO_MAX_REFERENCES - 1; i++)
+		assert_true(vdo_claim_pbn_increment(lock));
+	assert_false(vdo_claim_pbn_increment(lock));
+	/* Its last mapping goes while it is read-locked: it stays, provisionally. */
+	change(f, pbns[2], false);
+	assert_true(lock->has_provisional_reference);
+	assert_int_equal(count_of(f, pbns[2]), VDO_PROVISIONAL_REFERENCE);
+	let_go(f, lock);
+	assert_int_equal(count_of(f, pbns[2]), VDO_PROVISIONAL_REFERENCE);
+	/* The last reader gives back what nobody took. */
+	let_go(f, lock);
+	assert_int_equal(count_of(f, pbns[2]), VDO_EMPTY_REFERENCE);
+	assert_null(lock_for_reading(f, pbns[2]));
+	/* pbns[3]: the same race, but the reader's increment lands: the block keeps it. */
+	change(f, pbns[3], true);
+	lock = lock_for_reading(f, pbns[3]);
+	assert_non_null(lock);
+	change(f, pbns[3], false);
+	assert_int_equal(count_of(f, pbns[3]), VDO_PROVISIONAL_REFERENCE);
+	change(f, pbns[3], true);
+	assert_int_equal(count_of(f, pbns[3]), 1);
+	let_go(f, lock);
+	assert_int_equal(count_of(f, pbns[3]), 1);
+	let_go(f, writing.lock);
+	free_fixture(f);
+}
+
 static void test_allocate_everything(void **state)
 {
 	struct fixture *f = make_fixture();
@@ -311,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_allocate_everything),
 		cmocka_unit_test(test_save_and_load),
 		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_physical_block_locks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
