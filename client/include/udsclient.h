@@ -270,6 +270,9 @@ struct udsc_index_info {
 	unsigned int zones;
 	uint64_t storage_bytes;
 	uint64_t records_per_volume;
+	/* The nonce the index was created with: its identity. It stays the same across restarts
+	 * of the server; an index dropped and created again under the same name has a new one. */
+	uint64_t nonce;
 };
 
 struct udsc_index_stats {
@@ -299,6 +302,8 @@ struct udsc_index_stats {
 	uint64_t found[5];
 	/* Found by location, UDSC_LOCATION_OPEN_CHAPTER onwards. */
 	uint64_t found_in[3];
+	/* The index's identity, as udsc_index_info.nonce. */
+	uint64_t nonce;
 };
 
 /**

@@ -155,6 +155,7 @@ static void copy_info(const Uds__V1__IndexInfo *from, struct udsc_index_info *to
 	}
 	to->storage_bytes = from->storage_bytes;
 	to->records_per_volume = from->records_per_volume;
+	to->nonce = from->nonce;
 }
 
 enum udsc_status udsc_admin_create(struct udsc_admin *admin, const char *name,
@@ -264,6 +265,7 @@ enum udsc_status udsc_admin_stats(struct udsc_admin *admin, const char *name,
 	stats->sparse_chapters_loaded = s->sparse_chapters_loaded;
 	stats->chapters_dropped = s->chapters_dropped;
 	stats->rebuilt = s->rebuilt;
+	stats->nonce = s->nonce;
 	copy_counts(stats->requests, 5, s->requests, s->n_requests);
 	copy_counts(stats->found, 5, s->found, s->n_found);
 	copy_counts(stats->found_in, 3, s->found_in, s->n_found_in);

@@ -262,6 +262,7 @@ static struct udsc_admin *connect_admin(const struct settings *settings)
 	return admin;
 }
 
+/* Print what the server says of an index: one line, or a JSON object (then ", " unless @last). */
 static void print_info(const struct settings *settings, const struct udsc_index_info *info,
                        bool last)
 {
@@ -271,14 +272,16 @@ static void print_info(const struct settings *settings, const struct udsc_index_
 		printf(", \"memory_mb\": %u, \"sparse\": %s, \"zones\": %u, \"path\": ",
 		       info->memory_mb, info->sparse ? "true" : "false", info->zones);
 		json_string(info->path);
-		printf(", \"storage_bytes\": %llu, \"records\": %llu}%s",
+		printf(", \"storage_bytes\": %llu, \"records\": %llu, \"nonce\": %llu}%s",
 		       (unsigned long long) info->storage_bytes,
-		       (unsigned long long) info->records_per_volume, last ? "" : ", ");
+		       (unsigned long long) info->records_per_volume,
+		       (unsigned long long) info->nonce, last ? "" : ", ");
 		return;
 	}
-	printf("%-24s %6u MB %-6s %2u zones %12llu records  %s\n", info->name, info->memory_mb,
-	       info->sparse ? "sparse" : "dense", info->zones,
-	       (unsigned long long) info->records_per_volume, info->path);
+	printf("%-24s %6u MB %-6s %2u zones %12llu records  nonce %-20llu  %s\n", info->name,
+	       info->memory_mb, info->sparse ? "sparse" : "dense", info->zones,
+	       (unsigned long long) info->records_per_volume, (unsigned long long) info->nonce,
+	       info->path);
 }
 
 static int command_list(const struct settings *settings)
@@ -374,6 +377,7 @@ static int command_health(const struct settings *settings, const char *service)
 	return serving ? 0 : 1;
 }
 
+/* Print an index's identity and counters (a list, or one JSON object). */
 static void print_stats(const struct settings *settings, const char *name,
                         const struct udsc_index_stats *s)
 {
@@ -383,6 +387,7 @@ static void print_stats(const struct settings *settings, const char *name,
 		const char *name;
 		uint64_t value;
 	} fields[] = {
+		{ "nonce", s->nonce },
 		{ "entries_indexed", s->entries_indexed },
 		{ "entries_discarded", s->entries_discarded },
 		{ "collisions", s->collisions },

@@ -121,6 +121,60 @@ static int get_storage_size(int fd, uint64_t *size_ptr)
 	return DD_SUCCESS;
 }
 
+/*
+ * The bytes of the region [@offset, @offset + @size) that the storage holds (@size 0: to its
+ * end): the room the index has.
+ */
+static int get_region_bytes(int fd, uint64_t offset, uint64_t size, uint64_t *bytes_ptr)
+{
+	uint64_t storage = 0;
+	int result = get_storage_size(fd, &storage);
+
+	if (result != DD_SUCCESS)
+		return result;
+	storage = (storage > offset) ? storage - offset : 0;
+	*bytes_ptr = ((size == 0) || (size > storage)) ? storage : size;
+	return DD_SUCCESS;
+}
+
+/* Fail unless the region has room for @needed bytes of index. */
+static int check_region(int fd, uint64_t offset, uint64_t size, uint64_t needed)
+{
+	uint64_t available;
+	int result = get_region_bytes(fd, offset, size, &available);
+
+	if (result != DD_SUCCESS)
+		return result;
+	if (available < needed)
+		return dd_log_error_strerror(
+		    DD_OUT_OF_RANGE, "index region at %llu has %llu bytes; the index needs %llu",
+		    (unsigned long long) offset, (unsigned long long) available,
+		    (unsigned long long) needed);
+	return DD_SUCCESS;
+}
+
+/* Place the save slots at the end of the index, within its region. */
+static void set_slot_offsets(struct uds_index_layout *layout)
+{
+	uint64_t end = layout->region_offset + layout->total_size;
+
+	layout->slot_offsets[0] = end - 2 * layout->slot_size;
+	layout->slot_offsets[1] = end - layout->slot_size;
+}
+
+/* A new nonce: random, and never 0 (which would read as "no identity"). */
+static int choose_nonce(uint64_t *nonce_ptr)
+{
+	uint64_t nonce = 0;
+
+	while (nonce == 0) {
+		if (getentropy(&nonce, sizeof(nonce)) != 0)
+			return dd_log_error_strerror(errno, "cannot choose an index nonce");
+	}
+	*nonce_ptr = nonce;
+	return DD_SUCCESS;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Super block                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
@@ -164,8 +218,6 @@ static int decode_super_block(const uint8_t *block, struct uds_index_layout *lay
 	layout->slot_size = dd_get_le64(block + 64);
 	layout->total_size = dd_get_le64(block + 72);
 	layout->invalidated_through = dd_get_le64(block + 80);
-	layout->slot_offsets[0] = layout->total_size - 2 * layout->slot_size;
-	layout->slot_offsets[1] = layout->total_size - layout->slot_size;
 	return DD_SUCCESS;
 }
 
@@ -178,28 +230,26 @@ static int write_super_block(struct uds_index_layout *layout)
 	layout->generation++;
 	encode_super_block(layout, block);
 	result = write_block(layout->fd, block,
-	                     (layout->generation % 2) * (uint64_t) UDS_LAYOUT_BLOCK_BYTES);
+	                     layout->region_offset +
+	                         (layout->generation % 2) * (uint64_t) UDS_LAYOUT_BLOCK_BYTES);
 	if (result != DD_SUCCESS)
 		return result;
 	return sync_storage(layout->fd);
 }
 
-int uds_create_index_layout(int fd, const struct uds_geometry *geometry, uint32_t memory_mb,
+int uds_create_index_layout(int fd, uint64_t region_offset, uint64_t region_size,
+                            const struct uds_geometry *geometry, uint32_t memory_mb,
                             struct uds_index_layout *layout)
 {
 	uint8_t block[UDS_LAYOUT_BLOCK_BYTES] = { 0 };
 	uint64_t needed = uds_compute_index_storage_size(geometry);
-	uint64_t available;
-	int result = get_storage_size(fd, &available);
+	int result = check_region(fd, region_offset, region_size, needed);
 
 	if (result != DD_SUCCESS)
 		return result;
-	if (available < needed)
-		return dd_log_error_strerror(
-		    DD_OUT_OF_RANGE, "index storage has %llu bytes; this index needs %llu",
-		    (unsigned long long) available, (unsigned long long) needed);
 	*layout = (struct uds_index_layout){
 		.fd = fd,
+		.region_offset = region_offset,
 		.shape = { geometry->bytes_per_page, geometry->record_pages_per_chapter,
 		           geometry->chapters_per_volume, geometry->sparse_chapters_per_volume,
 		           memory_mb },
@@ -207,14 +257,16 @@ int uds_create_index_layout(int fd, const struct uds_geometry *geometry, uint32_
 		.slot_size = compute_slot_size(geometry),
 		.total_size = needed,
 	};
-	layout->slot_offsets[0] = needed - 2 * layout->slot_size;
-	layout->slot_offsets[1] = needed - layout->slot_size;
-	getentropy(&layout->nonce, sizeof(layout->nonce));
+	set_slot_offsets(layout);
+	result = choose_nonce(&layout->nonce);
+	if (result != DD_SUCCESS)
+		return result;
 	/* Destroy any older index's super blocks and saves first, then write ours twice. */
 	for (int i = 0; i < 2; i++) {
 		result = write_block(fd, block, layout->slot_offsets[i]);
 		if (result == DD_SUCCESS)
-			result = write_block(fd, block, (uint64_t) i * UDS_LAYOUT_BLOCK_BYTES);
+			result = write_block(fd, block,
+			                     region_offset + (uint64_t) i * UDS_LAYOUT_BLOCK_BYTES);
 		if (result != DD_SUCCESS)
 			return result;
 	}
@@ -263,21 +315,26 @@ static bool read_save_header(struct uds_index_layout *layout, unsigned int slot,
 	return true;
 }
 
-int uds_load_index_layout(int fd, struct uds_index_layout *layout)
+int uds_load_index_layout(int fd, uint64_t region_offset, uint64_t region_size,
+                          struct uds_index_layout *layout)
 {
 	uint8_t block[UDS_LAYOUT_BLOCK_BYTES] __attribute__((aligned(64)));
 	struct uds_index_layout copies[2];
 	int results[2];
-	uint64_t available;
 	int best;
 	int result;
 
 	for (int i = 0; i < 2; i++) {
-		result = read_block(fd, block, (uint64_t) i * UDS_LAYOUT_BLOCK_BYTES);
+		result =
+		    read_block(fd, block, region_offset + (uint64_t) i * UDS_LAYOUT_BLOCK_BYTES);
 		if (result != DD_SUCCESS)
 			return result;
 		memset(&copies[i], 0, sizeof(copies[i]));
 		results[i] = decode_super_block(block, &copies[i]);
+		/* Copy A has even generations, copy B odd ones: a copy in the other's place means
+		 * that the region given starts 4 KiB away from the index's start. */
+		if ((results[i] == DD_SUCCESS) && (copies[i].generation % 2 != (uint64_t) i))
+			results[i] = DD_BAD_MAGIC;
 	}
 	if ((results[0] != DD_SUCCESS) && (results[1] != DD_SUCCESS)) {
 		result = (results[0] == DD_BAD_MAGIC) ? results[1] : results[0];
@@ -291,13 +348,14 @@ int uds_load_index_layout(int fd, struct uds_index_layout *layout)
 		best = (copies[1].generation > copies[0].generation) ? 1 : 0;
 	*layout = copies[best];
 	layout->fd = fd;
-	result = get_storage_size(fd, &available);
+	layout->region_offset = region_offset;
+	if (layout->total_size < 2 * layout->slot_size)
+		return dd_log_error_strerror(
+		    DD_OUT_OF_RANGE, "index super block has save slots larger than the index");
+	result = check_region(fd, region_offset, region_size, layout->total_size);
 	if (result != DD_SUCCESS)
 		return result;
-	if ((available < layout->total_size) || (layout->total_size < 2 * layout->slot_size))
-		return dd_log_error_strerror(
-		    DD_OUT_OF_RANGE, "index storage has %llu bytes; the index needs %llu",
-		    (unsigned long long) available, (unsigned long long) layout->total_size);
+	set_slot_offsets(layout);
 	for (unsigned int slot = 0; slot < 2; slot++) {
 		struct uds_save_info ignored;
 

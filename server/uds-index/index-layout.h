@@ -2,6 +2,12 @@
 /*
  * The index layout: where everything of an index lives on its storage (a file or block device).
  *
+ * The index owns a region of the storage (uds_parameters offset and size: the whole storage by
+ * default, or a part of a data store's volume) and never reads or writes outside it. The offsets
+ * below, and those recorded in the super block and in save headers, are relative to the first
+ * byte of the region, which is a multiple of 4096 (so that the chapter ring, 64 KiB into it, can
+ * be mapped); the index uses the first uds_compute_index_storage_size() bytes of the region.
+ *
  *   offset 0       super block, copy A (4 KiB)
  *   offset 4 KiB   super block, copy B (4 KiB)
  *   offset 64 KiB  the chapter ring (see volume.h), geometry->bytes_per_volume bytes
@@ -26,6 +32,8 @@
  *   88  zero up to 4088
  *   4088 checksum                     u64  XXH3-64 of bytes 0-4087 (seed 0)
  * Updates write the copy with the older generation, so a torn write always leaves the other.
+ * Copy A always has an even generation and copy B an odd one (a copy found in the other's place
+ * is not believed: the region given does not start where the index does).
  *
  * Save slot: a 4 KiB header, then the streams of the save (buffered-io.h): one per volume index
  * zone, the open chapter, the index page map. Header:
@@ -86,18 +94,22 @@ struct uds_save_info {
 	uint64_t open_chapter;
 	uint64_t oldest_chapter;
 	uint32_t stream_count;
-	/* Absolute file offsets. */
+	/* Absolute storage offsets (region_offset included). */
 	struct uds_save_stream streams[UDS_SAVE_MAX_STREAMS];
 };
 
 struct uds_index_layout {
 	int fd;
+	/* The first byte of the index's region of the storage. */
+	uint64_t region_offset;
 	uint64_t nonce;
 	struct uds_layout_shape shape;
+	/* As the super block records them: within the region. */
 	uint64_t volume_offset;
-	uint64_t slot_offsets[2];
 	uint64_t slot_size;
 	uint64_t total_size;
+	/* Absolute storage offsets of the save slots (region_offset added). */
+	uint64_t slot_offsets[2];
 	uint64_t generation;
 	uint64_t invalidated_through;
 	/* The highest save sequence seen in either slot's valid header. */
@@ -112,27 +124,36 @@ struct uds_index_layout {
 uint64_t uds_compute_index_storage_size(const struct uds_geometry *geometry);
 
 /**
- * uds_create_index_layout() - Lay out a new index on storage and write its super block.
- * @fd:         the storage, open read-write
- * @geometry:   the geometry
- * @memory_mb:  the configured memory size (recorded for reports)
- * @layout:     filled in
+ * uds_create_index_layout() - Lay out a new index in a region of its storage, with a new nonce,
+ *                             and write its super block.
+ * @fd:            the storage, open read-write
+ * @region_offset: the first byte of the region (a multiple of 4096)
+ * @region_size:   the bytes of the region (0: to the end of the storage)
+ * @geometry:      the geometry
+ * @memory_mb:     the configured memory size (recorded for reports)
+ * @layout:        filled in
  *
- * Return: DD_SUCCESS, DD_OUT_OF_RANGE (logged) if the storage is too small, or an I/O error.
+ * Return: DD_SUCCESS, DD_OUT_OF_RANGE (logged) if the region or the storage is too small, or an
+ *         error (logged) from the storage or the random source.
  */
-int DD_MUST_CHECK uds_create_index_layout(int fd, const struct uds_geometry *geometry,
-                                          uint32_t memory_mb, struct uds_index_layout *layout);
+int DD_MUST_CHECK uds_create_index_layout(int fd, uint64_t region_offset, uint64_t region_size,
+                                          const struct uds_geometry *geometry, uint32_t memory_mb,
+                                          struct uds_index_layout *layout);
 
 /**
- * uds_load_index_layout() - Read and check the super block of an existing index.
- * @fd:     the storage
- * @layout: filled in (with the shape to rebuild the geometry from)
+ * uds_load_index_layout() - Read and check the super block of the index in a region of its
+ *                           storage.
+ * @fd:            the storage
+ * @region_offset: the first byte of the region (a multiple of 4096)
+ * @region_size:   the bytes of the region (0: to the end of the storage)
+ * @layout:        filled in (with the shape to rebuild the geometry from)
  *
  * Return: DD_SUCCESS; DD_BAD_MAGIC (not an index), DD_UNSUPPORTED_VERSION,
- *         DD_CHECKSUM_MISMATCH (both copies damaged), DD_OUT_OF_RANGE (storage smaller than the
- *         index), all logged.
+ *         DD_CHECKSUM_MISMATCH (both copies damaged), DD_OUT_OF_RANGE (a region, or a storage,
+ *         smaller than the index), all logged.
  */
-int DD_MUST_CHECK uds_load_index_layout(int fd, struct uds_index_layout *layout);
+int DD_MUST_CHECK uds_load_index_layout(int fd, uint64_t region_offset, uint64_t region_size,
+                                        struct uds_index_layout *layout);
 
 /**
  * uds_check_layout_geometry() - Check that a layout's recorded sizes agree with a geometry.

@@ -1077,6 +1077,7 @@ int uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats)
 	struct uds_volume_index_stats vi;
 
 	memset(stats, 0, sizeof(*stats));
+	stats->nonce = index->layout.nonce;
 	for (unsigned int z = 0; z < index->zone_count; z++) {
 		int result = dd_perform_synchronous_action(index->zone_threads, z,
 		                                           gather_zone_stats, &gather);
@@ -1141,8 +1142,36 @@ int uds_compute_index_size(const struct uds_parameters *parameters, uint64_t *si
 	return DD_SUCCESS;
 }
 
-/* Open the storage, creating and sizing a regular file for a new index. */
-static int open_storage(const char *path, bool create, uint64_t size, int *fd_ptr)
+/*
+ * Check the region of the storage the parameters give the index, for an index of @needed bytes
+ * (0: not known yet). A region given a size must hold the index; every byte the index may use
+ * must have an offset that off_t can express.
+ */
+static int check_region_parameters(const struct uds_parameters *parameters, uint64_t needed)
+{
+	uint64_t offset = parameters->offset;
+	uint64_t size = parameters->size;
+
+	if ((offset % UDS_LAYOUT_BLOCK_BYTES) != 0)
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "index region offset %llu is not a multiple of %u",
+		                             (unsigned long long) offset, UDS_LAYOUT_BLOCK_BYTES);
+	if ((offset > INT64_MAX) || (size > INT64_MAX - offset) || (needed > INT64_MAX - offset))
+		return dd_log_error_strerror(
+		    DD_INVALID_ARGUMENT, "index region of %llu bytes at %llu is out of reach",
+		    (unsigned long long) size, (unsigned long long) offset);
+	if ((size != 0) && (size < needed))
+		return dd_log_error_strerror(
+		    DD_OUT_OF_RANGE, "index region has %llu bytes; this index needs %llu",
+		    (unsigned long long) size, (unsigned long long) needed);
+	return DD_SUCCESS;
+}
+
+/*
+ * Open the storage. For a new index, a regular file that ends before @end (the end of what the
+ * index will use) is created or extended up to it; nothing else is changed.
+ */
+static int open_storage(const char *path, bool create, uint64_t end, int *fd_ptr)
 {
 	struct stat st;
 	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
@@ -1150,7 +1179,7 @@ static int open_storage(const char *path, bool create, uint64_t size, int *fd_pt
 	if (fd < 0)
 		return dd_log_error_strerror(errno, "cannot open index storage %s", path);
 	if (create && (fstat(fd, &st) == 0) && S_ISREG(st.st_mode) &&
-	    ((uint64_t) st.st_size < size) && (ftruncate(fd, (off_t) size) != 0)) {
+	    ((uint64_t) st.st_size < end) && (ftruncate(fd, (off_t) end) != 0)) {
 		int result = errno;
 
 		close(fd);
@@ -1332,19 +1361,27 @@ int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *paramet
 	index->parameters = *parameters;
 	index->zone_count = parameters->zone_count ?: default_zone_count();
 	if (create) {
+		uint64_t needed = 0;
+
 		result = make_geometry_for(parameters, &index->geometry);
+		if (result == DD_SUCCESS) {
+			needed = uds_compute_index_storage_size(&index->geometry);
+			result = check_region_parameters(parameters, needed);
+		}
 		if (result == DD_SUCCESS)
-			result = open_storage(parameters->path, true,
-			                      uds_compute_index_storage_size(&index->geometry),
+			result = open_storage(parameters->path, true, parameters->offset + needed,
 			                      &index->fd);
 		if (result == DD_SUCCESS)
-			result =
-			    uds_create_index_layout(index->fd, &index->geometry,
-			                            parameters->memory_mb ?: 256, &index->layout);
+			result = uds_create_index_layout(
+			    index->fd, parameters->offset, parameters->size, &index->geometry,
+			    parameters->memory_mb ?: 256, &index->layout);
 	} else {
-		result = open_storage(parameters->path, false, 0, &index->fd);
+		result = check_region_parameters(parameters, 0);
 		if (result == DD_SUCCESS)
-			result = uds_load_index_layout(index->fd, &index->layout);
+			result = open_storage(parameters->path, false, 0, &index->fd);
+		if (result == DD_SUCCESS)
+			result = uds_load_index_layout(index->fd, parameters->offset,
+			                               parameters->size, &index->layout);
 		if (result == DD_SUCCESS)
 			result = uds_make_custom_geometry(
 			    index->layout.shape.bytes_per_page,
@@ -1355,7 +1392,8 @@ int uds_open_index(enum uds_open_mode mode, const struct uds_parameters *paramet
 			result = uds_check_layout_geometry(&index->layout, &index->geometry);
 	}
 	if (result == DD_SUCCESS)
-		result = uds_make_volume(&index->geometry, index->fd, index->layout.volume_offset,
+		result = uds_make_volume(&index->geometry, index->fd,
+		                         index->layout.region_offset + index->layout.volume_offset,
 		                         index->layout.nonce, &index->volume);
 	if (result == DD_SUCCESS)
 		result = uds_make_volume_index(&index->geometry, index->zone_count,

@@ -117,6 +117,10 @@ enum uds_open_mode {
 struct uds_parameters {
 	/* The storage: a file (created if missing with UDS_CREATE) or a block device. */
 	const char *path;
+	/* The part of the storage the index owns: its first byte (a multiple of 4096) and its
+	 * size in bytes (0: from offset to the end of the storage). */
+	uint64_t offset;
+	uint64_t size;
 	/* Memory size in MB: 256, 512, 768 or a multiple of 1024 (UDS's 0.25 / 0.5 / 0.75 / N GB).
 	 * 0 means 256. Ignored when loading (the stored geometry is used). */
 	uint32_t memory_mb;
@@ -141,6 +145,8 @@ struct uds_parameters {
 
 /* Everything the index counts. */
 struct uds_index_stats {
+	/* The nonce the index was created with: its identity; a recreated index has a new one. */
+	uint64_t nonce;
 	/* Requests by type and whether they found the name. */
 	uint64_t requests[UDS_REQUEST_TYPES];
 	uint64_t found[UDS_REQUEST_TYPES];
@@ -183,8 +189,10 @@ struct uds_index_stats {
 };
 
 /**
- * uds_compute_index_size() - Bytes of storage an index with these parameters needs.
- * @parameters: the configuration (path is not used)
+ * uds_compute_index_size() - Bytes of storage an index with these parameters needs: the
+ *                            smallest region (uds_parameters.size) it fits in. The index reads
+ *                            and writes only that many bytes from uds_parameters.offset on.
+ * @parameters: the configuration (path, offset and size are not used)
  * @size_ptr:   set to the size
  *
  * Return: DD_SUCCESS or DD_INVALID_ARGUMENT.
@@ -198,10 +206,15 @@ int DD_MUST_CHECK uds_compute_index_size(const struct uds_parameters *parameters
  * @parameters: the configuration
  * @index_ptr:  set to the index
  *
- * Return: DD_SUCCESS; DD_INVALID_ARGUMENT for bad parameters; DD_OUT_OF_RANGE if the storage is
- *         too small; DD_BAD_MAGIC, DD_CHECKSUM_MISMATCH, DD_UNSUPPORTED_VERSION if the storage
- *         does not hold a valid index; DD_END_OF_FILE with UDS_NO_REBUILD and no clean save; an
- *         errno for I/O errors. Every failure is logged.
+ * The index lives in the region [offset, offset + size) of the storage and touches no byte
+ * outside it. Creating writes only the first uds_compute_index_size() bytes of the region, and
+ * extends a regular file that ends before them (never one that is longer).
+ *
+ * Return: DD_SUCCESS; DD_INVALID_ARGUMENT for bad parameters (an offset that is not a multiple
+ *         of 4096 among them); DD_OUT_OF_RANGE if the region (or the storage) is too small;
+ *         DD_BAD_MAGIC, DD_CHECKSUM_MISMATCH, DD_UNSUPPORTED_VERSION if the region does not
+ *         hold a valid index; DD_END_OF_FILE with UDS_NO_REBUILD and no clean save; an errno
+ *         for I/O errors. Every failure is logged.
  */
 int DD_MUST_CHECK uds_open_index(enum uds_open_mode mode, const struct uds_parameters *parameters,
                                  struct uds_index **index_ptr);

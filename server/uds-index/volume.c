@@ -19,19 +19,25 @@
 #include "memory-alloc.h"
 
 /*
- * Map the storage from its start through the end of the ring (offset 0, so that no alignment
- * is needed). Reads are random: no readahead on faults.
+ * Map the chapter ring, from its first byte rounded down to a system page (mmap wants an aligned
+ * offset; the ring's offset is a multiple of 4096) through its end, so that nothing after the
+ * ring is mapped. Reads are random: no readahead on faults.
  */
 static int map_storage(struct uds_volume *volume)
 {
-	size_t bytes = volume->volume_offset + volume->geometry->bytes_per_volume;
-	void *mapping = mmap(NULL, bytes, PROT_READ, MAP_SHARED, volume->fd, 0);
+	long system_page = sysconf(_SC_PAGESIZE);
+	uint64_t page_bytes = (system_page > 0) ? (uint64_t) system_page : UDS_MIN_BYTES_PER_PAGE;
+	uint64_t start = volume->volume_offset / page_bytes * page_bytes;
+	size_t bytes = volume->volume_offset - start + volume->geometry->bytes_per_volume;
+	void *mapping = mmap(NULL, bytes, PROT_READ, MAP_SHARED, volume->fd, (off_t) start);
 
 	if (mapping == MAP_FAILED)
-		return dd_log_error_strerror(errno, "cannot map %zu bytes of index storage", bytes);
+		return dd_log_error_strerror(errno, "cannot map %zu bytes of index storage at %llu",
+		                             bytes, (unsigned long long) start);
 	(void) madvise(mapping, bytes, MADV_RANDOM);
 	volume->mapping = mapping;
 	volume->mapping_bytes = bytes;
+	volume->ring = (const uint8_t *) mapping + (volume->volume_offset - start);
 	return DD_SUCCESS;
 }
 
@@ -271,9 +277,8 @@ int uds_read_chapter(const struct uds_volume *volume, uint32_t slot, uint8_t *pa
 void uds_drop_volume_cache(const struct uds_volume *volume)
 {
 	const struct uds_geometry *g = volume->geometry;
-	const uint8_t *ring = volume->mapping + volume->volume_offset;
 
-	(void) madvise((void *) ring, g->bytes_per_volume, MADV_DONTNEED);
+	(void) madvise((void *) volume->ring, g->bytes_per_volume, MADV_DONTNEED);
 	(void) posix_fadvise(volume->fd, (off_t) volume->volume_offset, (off_t) g->bytes_per_volume,
 	                     POSIX_FADV_DONTNEED);
 }

@@ -15,8 +15,10 @@
  * written only by the chapter writer (after the chapter's pages are written) and by load and
  * rebuild; zone threads read it only for chapters that they know are written (see index.c).
  *
- * Reads. The chapter ring is mapped read-only into memory (one shared mapping of the whole
- * storage), and the page cache (page-cache.h) holds pointers into that mapping rather than copies:
+ * Reads. The chapter ring is mapped read-only into memory (one shared mapping of the ring alone,
+ * from its first byte rounded down to a system page: the ring starts 64 KiB into the index's
+ * region, a multiple of 4096, so on 4 KiB pages the mapping is exactly the ring), and the page
+ * cache (page-cache.h) holds pointers into that mapping rather than copies:
  * a page in the operating system's page cache is searched where it lies, with no system call
  * and no copy. The kernel keeps the mapping coherent with the chapter writer's pwrite()s; a
  * slot is rewritten only once its old chapter has left every zone's window, so no page still in
@@ -42,11 +44,13 @@ struct uds_volume {
 	const struct uds_geometry *geometry;
 	int fd;
 	uint64_t nonce;
-	/* Byte offset of slot 0 in the file. */
+	/* Byte offset of slot 0 in the storage (the index's region offset included). */
 	uint64_t volume_offset;
-	/* The storage, mapped read-only from offset 0 through the end of the chapter ring. */
+	/* The storage, mapped read-only from volume_offset rounded down to a system page through
+	 * the end of the chapter ring; ring is slot 0 within it. */
 	const uint8_t *mapping;
 	size_t mapping_bytes;
+	const uint8_t *ring;
 	/* Per slot: the chapter its map entries describe (UINT64_MAX: none). */
 	uint64_t *map_chapters;
 	/* Per slot, per index page: the last list on that page. */
@@ -58,7 +62,7 @@ struct uds_volume {
  * @geometry:      the index geometry (kept by reference)
  * @fd:            the index storage, open read-write and at least large enough for the ring
  *                 (kept, not closed by the volume)
- * @volume_offset: where slot 0 starts
+ * @volume_offset: where slot 0 starts in the storage (a multiple of 4096)
  * @nonce:         the index nonce
  * @volume_ptr:    set to the new volume
  */
@@ -124,7 +128,7 @@ static inline const uint8_t *uds_volume_page(const struct uds_volume *volume,
 	uint64_t page =
 	    (uint64_t) uds_chapter_slot(g, virtual_chapter) * g->pages_per_chapter + page_number;
 
-	return volume->mapping + volume->volume_offset + page * g->bytes_per_page;
+	return volume->ring + page * g->bytes_per_page;
 }
 
 /**

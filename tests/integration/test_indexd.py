@@ -1,5 +1,6 @@
 """uds-indexd driven by Debian's python3-grpcio: admin, health, advice batches, bad input,
-restart after a clean stop and after kill -9."""
+restart after a clean stop and after kill -9, and each index's identity (its nonce) through
+all of it."""
 import signal
 import time
 
@@ -132,18 +133,32 @@ def test_bad_batches(stubs, daemon):
         assert found_numbers(stubs, channel, "a", [1, 2, 3]) == {1, 2, 3}
 
 
+def nonces(stubs, channel, name):
+    """The nonce of an index as ListIndexes and GetStats report it (they must agree)."""
+    pb = stubs["index"]
+    stub = admin(stubs, channel)
+    listed = [i.nonce for i in stub.ListIndexes(pb.ListIndexesRequest()).indexes
+              if i.name == name]
+    stats = stub.GetStats(pb.StatsRequest(name=name))
+    assert listed == [stats.nonce]
+    return stats.nonce
+
+
 def test_restart_after_stop_and_after_kill(stubs, indexd_program, tmp_path):
     program = indexd_program
     numbers = list(range(70_000))  # more than a chapter of the 256 MB geometry (65,659)
     d = Daemon(program, tmp_path).start()
     with d.channel() as channel:
-        create(stubs, channel, "keep")
+        nonce = create(stubs, channel, "keep").nonce
+        assert nonce != 0 and nonces(stubs, channel, "keep") == nonce
         post_all(stubs, channel, "keep", numbers)
     assert d.stop(signal.SIGTERM) == 0
     assert "every index saved" in d.log.read_text()
 
     d.start()
     with d.channel() as channel:
+        # Loaded from its save: the same index, the same identity.
+        assert nonces(stubs, channel, "keep") == nonce
         assert found_numbers(stubs, channel, "keep", numbers) == set(numbers)
         post_all(stubs, channel, "keep", list(range(70_000, 140_000)))
     # Chapter 1 (names 65,659 to 131,317) closes in this run and is never saved: wait until it
@@ -162,7 +177,19 @@ def test_restart_after_stop_and_after_kill(stubs, indexd_program, tmp_path):
     d.start()
     with d.channel() as channel:
         stats = admin(stubs, channel).GetStats(stubs["index"].StatsRequest(name="keep"))
-        assert stats.rebuilt
+        assert stats.rebuilt and stats.nonce == nonce
         closed = list(range(2 * 65_659))
         assert found_numbers(stubs, channel, "keep", closed) == set(closed)
+        # Dropped and created again under the same name (and on the same storage file): another
+        # index, which a client that remembered the old nonce can tell apart.
+        stub = admin(stubs, channel)
+        stub.DropIndex(stubs["index"].DropIndexRequest(name="keep"))
+        again = create(stubs, channel, "keep").nonce
+        assert again not in (0, nonce) and nonces(stubs, channel, "keep") == again
+        assert found_numbers(stubs, channel, "keep", numbers[:1000]) == set()
+    assert d.stop() == 0
+
+    d.start()
+    with d.channel() as channel:
+        assert nonces(stubs, channel, "keep") == again
     assert d.stop() == 0

@@ -48,6 +48,13 @@ def test_admin_commands(udsctl_program, daemon):
     assert sorted(i["name"] for i in listed) == ["v1", "v2"]
     stats = as_json(udsctl_program, server, "stats", "v1")
     assert stats["entries_indexed"] == 0 and stats["requests"]["post"]["total"] == 0
+    # Each index's identity: non-zero, the same in every report, different for each index.
+    nonce = {i["name"]: i["nonce"] for i in listed}
+    assert created["nonce"] == nonce["v1"] == stats["nonce"] != 0
+    assert nonce["v2"] not in (0, nonce["v1"])
+    assert f"nonce {nonce['v1']} " in udsctl(udsctl_program, server, "list").stdout
+    lines = udsctl(udsctl_program, server, "stats", "v1").stdout.splitlines()
+    assert ["nonce", str(nonce["v1"])] in [line.split() for line in lines]
     assert "saved every index" in udsctl(udsctl_program, server, "save").stdout
     udsctl(udsctl_program, server, "save", "v1")
     udsctl(udsctl_program, server, "drop", "v2", "--delete-storage")

@@ -3,11 +3,13 @@
  * End-to-end tests of the index engine through its public API (uds.h), on a small geometry in a
  * temporary file: request semantics, filling past the window, save and load (also into another
  * zone count), rebuild after an unsaved stop and with a damaged chapter, damaged pages read by
- * each kind of thread, bad storage. The multi-zone cases carry the "threads" label so they also
- * run under ThreadSanitizer.
+ * each kind of thread, bad storage, an index in a region of a larger file (and its nonce, the
+ * index's identity). The multi-zone cases carry the "threads" label so they also run under
+ * ThreadSanitizer.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "index-requests.h"
 #include "record-page.h"
@@ -555,6 +557,229 @@ static void test_sparse_zones(void **state)
 	uds_free_index(index);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* An index in a region of its storage                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+enum {
+	/* Where the region starts: a multiple of 4096, not of 64 KiB. */
+	REGION_OFFSET = (1 << 20) + 3 * 4096,
+	/* Bytes of the region past what the index uses, and of the file past the region. */
+	REGION_SLACK = 64 * 1024,
+	TAIL_BYTES = 40 * 1024,
+	PATTERN_CHUNK = 64 * 1024,
+};
+
+/** pattern_byte() - The byte the pattern puts at @position of the storage. */
+static uint8_t pattern_byte(uint64_t position)
+{
+	return (uint8_t) ((position * 131) ^ (position >> 11) ^ 0x5b);
+}
+
+/** write_pattern() - Write the pattern over bytes [first, first + count) of a file. */
+static void write_pattern(int fd, uint64_t first, uint64_t count)
+{
+	static uint8_t buffer[PATTERN_CHUNK];
+
+	while (count > 0) {
+		size_t bytes = (count < sizeof(buffer)) ? (size_t) count : sizeof(buffer);
+
+		for (size_t i = 0; i < bytes; i++)
+			buffer[i] = pattern_byte(first + i);
+		assert_int_equal(pwrite(fd, buffer, bytes, (off_t) first), (ssize_t) bytes);
+		first += bytes;
+		count -= bytes;
+	}
+}
+
+/** check_pattern() - Bytes [first, first + count) of the index file still hold the pattern. */
+static void check_pattern(uint64_t first, uint64_t count)
+{
+	static uint8_t buffer[PATTERN_CHUNK];
+	int fd = open(index_path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	while (count > 0) {
+		size_t bytes = (count < sizeof(buffer)) ? (size_t) count : sizeof(buffer);
+
+		assert_int_equal(pread(fd, buffer, bytes, (off_t) first), (ssize_t) bytes);
+		for (size_t i = 0; i < bytes; i++) {
+			if (buffer[i] != pattern_byte(first + i))
+				fail_msg("byte %llu outside the index's region changed",
+				         (unsigned long long) (first + i));
+		}
+		first += bytes;
+		count -= bytes;
+	}
+	close(fd);
+}
+
+/** fill_with_pattern() - Make the index file @bytes long, all of it the pattern. */
+static void fill_with_pattern(uint64_t bytes)
+{
+	int fd = open(index_path, O_RDWR | O_TRUNC);
+
+	assert_true(fd >= 0);
+	write_pattern(fd, 0, bytes);
+	close(fd);
+}
+
+/** file_size() - The size of the index file. */
+static uint64_t file_size(void)
+{
+	struct stat st;
+
+	assert_int_equal(stat(index_path, &st), 0);
+	return (uint64_t) st.st_size;
+}
+
+/** index_nonce() - The nonce an index reports. */
+static uint64_t index_nonce(struct uds_index *index)
+{
+	struct uds_index_stats stats;
+
+	assert_success(uds_get_index_stats(index, &stats));
+	return stats.nonce;
+}
+
+/*
+ * An index in the middle of a file whose every byte holds a pattern: it is created over the
+ * pattern, saved and loaded (its chapters searched through the mapping, the OS cache dropped
+ * first), stopped without a save and rebuilt, and created again. Every name is found each time,
+ * the nonce stays until the index is created again, and no byte outside the part of the region
+ * that the index uses changes; nor does the file's size.
+ */
+static void test_region(void **state)
+{
+	struct uds_parameters p = parameters(2);
+	uint64_t total = 3 * RECORDS_PER_CHAPTER + RECORDS_PER_CHAPTER / 2;
+	uint64_t more = 2 * RECORDS_PER_CHAPTER;
+	struct uds_index_stats stats;
+	struct uds_index *index;
+	uint64_t file_bytes;
+	uint64_t needed;
+	uint64_t nonce;
+
+	(void) state;
+	assert_success(uds_compute_index_size(&p, &needed));
+	p.offset = REGION_OFFSET;
+	p.size = needed + REGION_SLACK;
+	file_bytes = p.offset + p.size + TAIL_BYTES;
+	fill_with_pattern(file_bytes);
+
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	nonce = index_nonce(index);
+	assert_true(nonce != 0);
+	store_range(index, UDS_POST, 0, total, 1000000);
+	assert_success(uds_close_index(index));
+
+	assert_success(uds_open_index(UDS_LOAD, &p, &index));
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_false(stats.rebuilt);
+	assert_true(stats.nonce == nonce);
+	uds_drop_index_os_cache(index);
+	check_found(index, 0, total, 1000000);
+	store_range(index, UDS_POST, total, more, 1000000);
+	/* Two chapters of other names put every name above in a written chapter. */
+	store_range(index, UDS_POST, 5000000, 2 * RECORDS_PER_CHAPTER, 1000000);
+	/* Stop without saving, as a crash would. */
+	uds_flush_index(index);
+	uds_free_index(index);
+
+	assert_success(uds_open_index(UDS_LOAD, &p, &index));
+	assert_success(uds_get_index_stats(index, &stats));
+	assert_true(stats.rebuilt);
+	assert_int_equal(stats.chapters_dropped, 0);
+	assert_true(stats.nonce == nonce);
+	check_found(index, 0, total + more, 1000000);
+	assert_success(uds_close_index(index));
+
+	/* Created again: a new identity, and none of the old names. */
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	assert_true(index_nonce(index) != nonce);
+	assert_true(index_nonce(index) != 0);
+	assert_int_equal(query_range(index, 0, 64, NULL, 0), 0);
+	assert_success(uds_close_index(index));
+
+	assert_int_equal(file_size(), file_bytes);
+	check_pattern(0, p.offset);
+	check_pattern(p.offset + needed, file_bytes - p.offset - needed);
+}
+
+/*
+ * A region too small for the index is refused, when creating (before the file is touched) and
+ * when loading; so is an offset that is not a multiple of 4096. A region given no size runs to
+ * the end of the storage.
+ */
+static void test_region_too_small(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct uds_index *index;
+	uint64_t file_bytes;
+	uint64_t needed;
+
+	(void) state;
+	assert_success(uds_compute_index_size(&p, &needed));
+	p.offset = REGION_OFFSET;
+	file_bytes = p.offset + needed + TAIL_BYTES;
+	fill_with_pattern(file_bytes);
+
+	p.size = needed - UDS_MIN_BYTES_PER_PAGE;
+	assert_int_equal(uds_open_index(UDS_CREATE, &p, &index), DD_OUT_OF_RANGE);
+	check_pattern(0, file_bytes);
+	p.size = needed;
+	p.offset = REGION_OFFSET + 512;
+	assert_int_equal(uds_open_index(UDS_CREATE, &p, &index), DD_INVALID_ARGUMENT);
+	check_pattern(0, file_bytes);
+
+	p.offset = REGION_OFFSET;
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	store_range(index, UDS_POST, 0, 100, 1000000);
+	assert_success(uds_close_index(index));
+	p.size = needed - UDS_MIN_BYTES_PER_PAGE;
+	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_OUT_OF_RANGE);
+	p.offset = REGION_OFFSET + 512;
+	p.size = needed;
+	assert_int_equal(uds_open_index(UDS_LOAD, &p, &index), DD_INVALID_ARGUMENT);
+	/* A region that starts 4 KiB into the index (at its second super block) holds none. */
+	p.offset = REGION_OFFSET + 4096;
+	assert_int_equal(uds_open_index(UDS_NO_REBUILD, &p, &index), DD_BAD_MAGIC);
+	/* No size: the region is the rest of the file, which holds the index. */
+	p.offset = REGION_OFFSET;
+	p.size = 0;
+	assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
+	check_found(index, 0, 100, 1000000);
+	assert_success(uds_close_index(index));
+
+	assert_int_equal(file_size(), file_bytes);
+	check_pattern(0, p.offset);
+	check_pattern(p.offset + needed, TAIL_BYTES);
+}
+
+/*
+ * A file that ends before the region does is extended to the end of what the index uses, and
+ * the bytes before the region are kept.
+ */
+static void test_region_extends_file(void **state)
+{
+	struct uds_parameters p = parameters(1);
+	struct uds_index *index;
+	uint64_t needed;
+
+	(void) state;
+	assert_success(uds_compute_index_size(&p, &needed));
+	p.offset = REGION_OFFSET;
+	fill_with_pattern(p.offset + 100);
+	assert_success(uds_open_index(UDS_CREATE, &p, &index));
+	store_range(index, UDS_POST, 0, 100, 1000000);
+	assert_success(uds_close_index(index));
+	assert_int_equal(file_size(), p.offset + needed);
+	check_pattern(0, p.offset);
+	assert_success(uds_open_index(UDS_NO_REBUILD, &p, &index));
+	check_found(index, 0, 100, 1000000);
+	assert_success(uds_close_index(index));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +797,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_small_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse_false_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse_zones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_region, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_region_too_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_region_extends_file, setup, teardown),
 	};
 
 	if (argc > 1)

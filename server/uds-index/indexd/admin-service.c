@@ -104,6 +104,7 @@ static void fill_info(const struct served_index *served, Uds__V1__IndexInfo *inf
 	info->path = (char *) served->path;
 	info->storage_bytes = served->storage_bytes;
 	info->records_per_volume = served->records_per_volume;
+	info->nonce = served->nonce;
 }
 
 static void reply_info(struct rpc_call *call, struct index_registry *registry, const char *name)
@@ -256,6 +257,7 @@ static void get_stats(struct admin_job *job)
 		fail_with(job->call, DD_BAD_STATE, "stats");
 	} else {
 		reply.name = served->name;
+		reply.nonce = stats.nonce;
 		reply.entries_indexed = stats.entries_indexed;
 		reply.entries_discarded = stats.entries_discarded;
 		reply.collisions = stats.collisions;

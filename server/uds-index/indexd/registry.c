@@ -165,10 +165,12 @@ static int open_served(struct served_index *served, enum uds_open_mode mode)
 		return dd_log_error_strerror(result, "cannot open index %s (%s)", served->name,
 		                             served->path);
 	served->records_per_volume = stats.records_per_volume;
+	served->nonce = stats.nonce;
 	served->parameters.zone_count = stats.zone_count;
-	dd_log_info("index %s %s in %.1f s (%s)", served->name,
+	dd_log_info("index %s %s in %.1f s (%s, nonce %llu)", served->name,
 	            (mode == UDS_CREATE) ? "created" : (stats.rebuilt ? "rebuilt" : "loaded"),
-	            (double) (dd_monotonic_ns() - start) / 1e9, served->path);
+	            (double) (dd_monotonic_ns() - start) / 1e9, served->path,
+	            (unsigned long long) served->nonce);
 	return DD_SUCCESS;
 }
 

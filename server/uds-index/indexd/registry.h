@@ -47,6 +47,8 @@ struct served_index {
 	struct uds_index *index;
 	uint64_t storage_bytes;
 	uint64_t records_per_volume;
+	/* The index's identity (uds_index_stats.nonce). */
+	uint64_t nonce;
 	/* References: the registry's own, and one per lookup not yet put back. */
 	atomic_uint references;
 };
