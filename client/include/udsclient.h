@@ -151,6 +151,18 @@ struct udsc_options {
 	unsigned int timeout_ms;
 	/* Unary Batch calls instead of a stream (for comparison and for tools). */
 	bool unary;
+	/*
+	 * Fail fast while a connection is known to be down: once its stream has failed because
+	 * the server could not be reached or went away (killed, refused, reset), udsc_submit()
+	 * refuses the connection's requests with UDSC_UNAVAILABLE until a new stream has been
+	 * accepted by the server, instead of queueing them behind a reconnect that may take as
+	 * long as their timeout (a host that does not answer, a server that accepts connections
+	 * but does not speak). A stalled server is not known to be down: its requests still time
+	 * out. Streams only: with unary, each batch is a call of its own and fails by itself. Off
+	 * by default: then a request submitted while a reconnect is being tried waits for it, up
+	 * to its timeout.
+	 */
+	bool fail_fast;
 };
 
 struct udsc_client;

@@ -118,6 +118,7 @@ static struct endpoint *open_endpoint(struct udsc_client *client, const char *se
 			.max_pending = options->max_pending,
 			.timeout_ns = options->timeout_ms * 1000000ULL,
 			.unary = options->unary,
+			.fail_fast = options->fail_fast,
 		};
 
 		if (udsc_connection_open(&config, &endpoint->connections[c], error, error_size) !=

@@ -14,6 +14,14 @@
  * requests for it until a new stream opens after a backoff (100 ms, doubling to 5 s, reset by
  * a reply).
  *
+ * Fail fast. A new stream is "up" as soon as it is started, before the server has seen it, so
+ * requests submitted during a reconnect wait for its outcome, which a host that does not answer
+ * (or a server that accepts connections but does not speak) can delay past their timeout. With
+ * fail_fast, a stream that ended with UNAVAILABLE (the server could not be reached or went
+ * away, as opposed to a stream the client cancelled because a batch outlived its timeout)
+ * marks the connection known_down, and submit refuses its requests until the server proves it
+ * is back: a new stream's initial metadata arrives over a READY channel, or a reply does.
+ *
  * Locking. The mutex guards everything but the channel and queue; it is taken by submitters and
  * by the thread, and gRPC batches are started under it. Callbacks are collected into a list
  * under the mutex and run after it is released, on the connection's thread.
@@ -106,6 +114,8 @@ struct udsc_connection {
 	/* Unary calls not finished. */
 	unsigned int unary_calls;
 	bool up;
+	/* The last stream failed to reach the server, and none has been accepted since. */
+	bool known_down;
 	uint64_t retry_at_ns;
 	unsigned int backoff_ms;
 	bool draining;
@@ -228,6 +238,7 @@ static void take_reply(struct udsc_connection *connection, grpc_byte_buffer *buf
 		complete_list(connection, batch->requests, good ? UDSC_OK : UDSC_FAILED);
 		free(batch);
 		connection->backoff_ms = 0;
+		connection->known_down = false;
 	}
 	uds__v1__advice_reply__free_unpacked(reply, NULL);
 }
@@ -501,9 +512,15 @@ static void open_stream(struct udsc_connection *connection)
 	connection->up = true;
 }
 
+/*
+ * The server's initial metadata arrived (or the call failed before it did): over a READY
+ * channel, the server has accepted the stream and the connection is no longer known down.
+ */
 static void stream_started(struct udsc_connection *connection, struct udsc_tag *tag, bool ok)
 {
-	(void) ok;
+	if (ok &&
+	    (grpc_channel_check_connectivity_state(connection->channel, 0) == GRPC_CHANNEL_READY))
+		connection->known_down = false;
 	stream_operation_done(connection, tag->owner);
 }
 
@@ -560,6 +577,8 @@ static void stream_finished(struct udsc_connection *connection, struct udsc_tag 
 		status = connection->closing ? UDSC_SHUTDOWN : udsc_status_of_code(stream->status);
 		if (status == UDSC_OK)
 			status = UDSC_UNAVAILABLE;
+		if (!connection->closing && (stream->status == GRPC_STATUS_UNAVAILABLE))
+			connection->known_down = true;
 		connection_down(connection, status);
 		connection->stream = NULL;
 	}
@@ -781,7 +800,7 @@ enum udsc_status udsc_connection_submit(struct udsc_connection *connection,
 	pthread_mutex_lock(&connection->mutex);
 	if (connection->closing || connection->draining) {
 		status = UDSC_SHUTDOWN;
-	} else if (!connection->up) {
+	} else if (!connection->up || (connection->config.fail_fast && connection->known_down)) {
 		status = UDSC_UNAVAILABLE;
 	} else if (connection->pending_count >= connection->config.max_pending) {
 		status = UDSC_OVERLOADED;

@@ -113,6 +113,8 @@ struct udsc_connection_config {
 	unsigned int max_pending;
 	uint64_t timeout_ns;
 	bool unary;
+	/* Refuse requests while the connection is known to be down (udsc_options.fail_fast). */
+	bool fail_fast;
 };
 
 /** udsc_connection_open() - Make a connection and its thread; it connects at once. */
