@@ -104,6 +104,9 @@ struct block_device_stats {
 struct block_device {
 	const struct block_device_operations *operations;
 	const char *name;
+	/* The file or block device it is, for whoever must open it as well (the embedded dedupe
+	 * index); NULL for storage that is no file (the RAM device). */
+	const char *path;
 	uint64_t blocks;
 	struct block_device_stats stats;
 };

@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include "dedupe.h"
 #include "logger.h"
 #include "memory-alloc.h"
 
@@ -63,6 +64,10 @@ int vdo_make_data_vio_pool(struct vdo_store *store)
 		data_vio->store = store;
 		result = dd_allocate_aligned(VDO_BLOCK_SIZE, VDO_BLOCK_SIZE, "data_vio block",
 		                             &data_vio->data);
+		/* Only agents of hash locks read blocks to verify advice. */
+		if ((result == DD_SUCCESS) && (store->config.index != NULL))
+			result = dd_allocate_aligned(VDO_BLOCK_SIZE, VDO_BLOCK_SIZE,
+			                             "data_vio scratch", &data_vio->scratch);
 		if (result != DD_SUCCESS)
 			return result;
 		data_vio->next = pool->free;
@@ -78,8 +83,10 @@ void vdo_free_data_vio_pool(struct vdo_store *store)
 
 	if (vios == NULL)
 		return;
-	for (uint32_t i = 0; i < VDO_DATA_VIO_COUNT; i++)
+	for (uint32_t i = 0; i < VDO_DATA_VIO_COUNT; i++) {
 		dd_free(vios[i].data_vio.data);
+		dd_free(vios[i].data_vio.scratch);
+	}
 	dd_free(vios);
 	pool->vios = NULL;
 	pthread_cond_destroy(&pool->idle);
@@ -371,17 +378,42 @@ static void release_allocation(struct dd_completion *completion)
 	vdo_launch_on(data_vio, finish_failure, vdo_logical_thread(data_vio));
 }
 
+static void fail_onward(struct dd_completion *completion);
+
+/* The hash zone: a failed data_vio lets go of its hash lock, then cleans up the rest. */
+static void leave_hash_lock_on_failure(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	vdo_release_hash_lock(
+	    data_vio, fail_onward,
+	    vdo_hash_zone_thread(data_vio->store->hash_zones, data_vio->hash_zone));
+}
+
 void vdo_fail_data_vio(struct data_vio *data_vio, int result)
 {
-	uint32_t offset;
-	struct vdo_slab *slab;
-
 	if (data_vio->result == DD_SUCCESS)
 		data_vio->result = result;
 	dd_reset_completion(&data_vio->completion);
 	if (data_vio->holds_journal_lock) {
 		vdo_release_journal_lock(data_vio->store->locks, data_vio->journal.point.sequence);
 		data_vio->holds_journal_lock = false;
+	}
+	fail_onward(&data_vio->completion);
+}
+
+/* Any zone: the next step of cleaning up after a failure. */
+static void fail_onward(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+	uint32_t offset;
+	struct vdo_slab *slab;
+
+	if (data_vio->hash_lock != NULL) {
+		vdo_launch_on(
+		    data_vio, leave_hash_lock_on_failure,
+		    vdo_hash_zone_thread(data_vio->store->hash_zones, data_vio->hash_zone));
+		return;
 	}
 	slab = (data_vio->allocation != VDO_ZERO_BLOCK)
 	           ? vdo_depot_slab_of(data_vio->store->depot, data_vio->allocation, &offset)
@@ -432,12 +464,14 @@ static void prepare_part(struct data_vio *data_vio, struct vdo_request *request,
 	uint64_t start = (request->offset > block_start) ? request->offset : block_start;
 	uint64_t end = request->offset + request->length;
 	uint8_t *data = data_vio->data;
+	uint8_t *scratch = data_vio->scratch;
 
 	if (end > block_start + VDO_BLOCK_SIZE)
 		end = block_start + VDO_BLOCK_SIZE;
 	memset(data_vio, 0, sizeof(*data_vio));
 	data_vio->store = store;
 	data_vio->data = data;
+	data_vio->scratch = scratch;
 	data_vio->request = request;
 	data_vio->operation = request->operation;
 	data_vio->fua = (request->flags & VDO_REQUEST_FUA) != 0;
@@ -463,9 +497,11 @@ static void launch_carrier(struct vdo_store *store, struct vdo_request *request,
 {
 	struct data_vio *data_vio = acquire_data_vio(store, false);
 	uint8_t *data = data_vio->data;
+	uint8_t *scratch = data_vio->scratch;
 
 	memset(data_vio, 0, sizeof(*data_vio));
 	data_vio->data = data;
+	data_vio->scratch = scratch;
 	data_vio->store = store;
 	data_vio->request = request;
 	data_vio->operation = VDO_REQUEST_FLUSH;

@@ -9,7 +9,9 @@
  *   read   lock the logical block; walk the tree; read the mapped block (or give zeros); let go
  *   write  lock the logical block; (a partial block: read it first); walk the tree, linking in
  *          missing pages; allocate a block (unless the data is all zeros, or a discard);
- *          acknowledge; write the data; fetch the old mapping; journal the change; on commit,
+ *          acknowledge; with dedupe, name the data and join its hash lock, which shares a
+ *          block holding the same data or has the data written; without, write the data;
+ *          fetch the old mapping; journal the change; on commit,
  *          increment the new block and decrement the old one in their slab journals; store the
  *          new mapping; give the journal lock back; let go of the logical block
  */
@@ -22,6 +24,7 @@
 
 #include "block-map.h"
 #include "completion.h"
+#include "record-name.h"
 #include "recovery-journal.h"
 #include "slab.h"
 #include "vdo.h"
@@ -75,6 +78,18 @@ struct data_vio {
 	atomic_uint updates_left;
 	/* The data read or written. */
 	struct vdo_vio vio;
+	/* Dedupe (dedupe.h): the data's name and hash zone; the hash lock and its links there
+	 * (members, waiters); as an agent, the read lock it found and the block it read to
+	 * verify advice; whether the new mapping shares a block written before. */
+	struct dd_record_name record_name;
+	unsigned int hash_zone;
+	struct hash_lock *hash_lock;
+	struct data_vio *member_prev;
+	struct data_vio *member_next;
+	struct data_vio *hash_next;
+	struct vdo_pbn_lock *found_lock;
+	uint8_t *scratch;
+	bool is_duplicate;
 	/* Acknowledgement and flushes. Readers of the same block look at acknowledged from the
 	 * logical zone's thread (vdo_read_from_holder()): everything a write sets before it is
 	 * acknowledged is theirs to read once they see it set. */
@@ -158,5 +173,24 @@ void vdo_start_write(struct dd_completion *completion);
  *                                into data_vio->data; merge the new part and write it whole.
  */
 void vdo_continue_partial_write(struct data_vio *data_vio);
+
+/**
+ * vdo_write_data_for_lock() - Hash zone: the data_vio, agent of its hash lock, writes its data
+ *                             to its allocation, then goes on with
+ *                             vdo_hash_lock_data_written() on the allocation's zone thread.
+ */
+void vdo_write_data_for_lock(struct data_vio *data_vio);
+
+/**
+ * vdo_write_data_plainly() - Any thread: write the data to the data_vio's allocation without a
+ *                            hash lock (ENOSPC if it has none), and go on.
+ */
+void vdo_write_data_plainly(struct data_vio *data_vio);
+
+/**
+ * vdo_continue_write_with_mapping() - Any thread: data_vio->new_mapping is where the data is
+ *                                     (written, or shared); map it.
+ */
+void vdo_continue_write_with_mapping(struct data_vio *data_vio);
 
 #endif /* VDO_DATA_VIO_H */

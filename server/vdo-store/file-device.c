@@ -897,7 +897,9 @@ int vdo_open_file_device(const char *path, uint64_t create_blocks, struct block_
 		free_file_device(file);
 		return result;
 	}
-	file->common = (struct block_device){ .operations = &file_operations, .name = file->path };
+	file->common = (struct block_device){ .operations = &file_operations,
+		                                .name = file->path,
+		                                .path = file->path };
 	result = open_file(file, create_blocks);
 	if (result == DD_SUCCESS)
 		result = start_threads(file);

@@ -13,6 +13,9 @@
 #include "memory-alloc.h"
 #include "summary-block.h"
 
+static int format_volume(struct block_device *device, const struct vdo_format_config *config,
+                         struct vdo_super_block *super_in, struct vdo_super_block *super_ptr);
+
 static int random_bytes(void *buffer, size_t size)
 {
 	uint8_t *bytes = buffer;
@@ -62,11 +65,34 @@ static void make_summary_block(uint8_t *block, uint64_t nonce, vdo_pbn_t pbn)
 int vdo_format(struct block_device *device, const struct vdo_format_config *config,
                struct vdo_super_block *super_ptr)
 {
+	return vdo_format_with_index(device, config, NULL, super_ptr);
+}
+
+int vdo_format_with_index(struct block_device *device, const struct vdo_format_config *config,
+                          const struct vdo_index_record *index, struct vdo_super_block *super_ptr)
+{
 	struct vdo_super_block super = { .state = VDO_STATE_CLEAN,
 		                         .journal_start = 1,
 		                         .journal_tail = 1 };
+
+	if (index != NULL)
+		super.index = *index;
+	/* A new index is created in the region on first use, and then recorded. */
+	super.index.nonce = 0;
+	if ((super.index.kind == VDO_INDEX_RECORD_EMBEDDED) && (config->index_blocks == 0))
+		return dd_log_error_strerror(DD_INVALID_ARGUMENT,
+		                             "an embedded index needs a region of the volume");
+	return format_volume(device, config, &super, super_ptr);
+}
+
+/* Lay out and write the new volume @super describes (its index record set). */
+static int format_volume(struct block_device *device, const struct vdo_format_config *config,
+                         struct vdo_super_block *super_in, struct vdo_super_block *super_ptr)
+{
+	struct vdo_super_block super = *super_in;
 	int result = vdo_compute_layout(config, vdo_device_blocks(device), &super.layout);
 
+	super.version = 0;
 	if (result == DD_SUCCESS)
 		result = random_bytes(&super.nonce, sizeof(super.nonce));
 	if (result == DD_SUCCESS)

@@ -27,4 +27,15 @@
 int DD_MUST_CHECK vdo_format(struct block_device *device, const struct vdo_format_config *config,
                              struct vdo_super_block *super);
 
+/**
+ * vdo_format_with_index() - Format a volume on @device that uses the dedupe index @index
+ *                           (NULL: none). An embedded index needs config->index_blocks
+ *                           (uds_compute_index_size() of its shape, in blocks); it is created
+ *                           there when the volume is first opened.
+ */
+int DD_MUST_CHECK vdo_format_with_index(struct block_device *device,
+                                        const struct vdo_format_config *config,
+                                        const struct vdo_index_record *index,
+                                        struct vdo_super_block *super);
+
 #endif /* VDO_FORMAT_H */

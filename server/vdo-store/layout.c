@@ -128,7 +128,8 @@ static void place_regions(struct vdo_layout *layout)
 	layout->journal_origin = VDO_SUPER_BLOCK_COPIES;
 	layout->root_origin = layout->journal_origin + layout->journal_blocks;
 	layout->summary_origin = layout->root_origin + VDO_BLOCK_MAP_TREE_COUNT;
-	layout->depot_origin = layout->summary_origin + VDO_SUMMARY_BLOCKS;
+	layout->index_origin = layout->summary_origin + VDO_SUMMARY_BLOCKS;
+	layout->depot_origin = layout->index_origin + layout->index_blocks;
 	layout->slab_count =
 	    (layout->physical_blocks > layout->depot_origin)
 	        ? (uint32_t) ((layout->physical_blocks - layout->depot_origin) >> layout->slab_bits)
@@ -145,14 +146,15 @@ int vdo_compute_layout(const struct vdo_format_config *config, uint64_t device_b
 		return dd_log_error_strerror(
 		    DD_INVALID_ARGUMENT, "asked for %llu blocks of storage but the device has %llu",
 		    (unsigned long long) physical, (unsigned long long) device_blocks);
-	*layout = (struct vdo_layout){ .physical_blocks = physical };
+	*layout = (struct vdo_layout){ .physical_blocks = physical,
+		                       .index_blocks = config->index_blocks };
 	layout->journal_blocks =
 	    config->recovery_journal_blocks ?: default_journal_blocks(physical);
 	if (config->slab_blocks != 0) {
 		layout->slab_blocks = config->slab_blocks;
 		layout->slab_bits = log2_floor(config->slab_blocks);
 	} else {
-		uint64_t fixed = FIXED_BLOCKS + layout->journal_blocks;
+		uint64_t fixed = FIXED_BLOCKS + layout->journal_blocks + layout->index_blocks;
 
 		layout->slab_bits = default_slab_bits((physical > fixed) ? physical - fixed : 0);
 		layout->slab_blocks = UINT32_C(1) << layout->slab_bits;
@@ -183,6 +185,7 @@ int vdo_check_layout(const struct vdo_layout *layout)
 	if ((expected.journal_origin != layout->journal_origin) ||
 	    (expected.root_origin != layout->root_origin) ||
 	    (expected.summary_origin != layout->summary_origin) ||
+	    (expected.index_origin != layout->index_origin) ||
 	    (expected.depot_origin != layout->depot_origin) ||
 	    (expected.slab_count != layout->slab_count) ||
 	    (expected.slab_data_blocks != layout->slab_data_blocks) ||

@@ -7,6 +7,8 @@
  *   journal_origin       the recovery journal, journal_blocks blocks
  *   root_origin          the 60 block map tree roots, one page each
  *   summary_origin       the slab summary, VDO_SUMMARY_BLOCKS blocks (room for VDO_MAX_SLABS)
+ *   index_origin         the embedded dedupe index's storage, index_blocks blocks (0: none);
+ *                        the index engine reads and writes it itself (dedupe-index.h)
  *   depot_origin         the slabs, slab_blocks each, one after another
  *   (the rest)           less than a slab: unused until the storage grows
  *
@@ -64,6 +66,8 @@ struct vdo_format_config {
 	uint32_t slab_blocks;
 	uint32_t slab_journal_blocks;
 	uint32_t recovery_journal_blocks;
+	/* Blocks reserved for the embedded dedupe index (0: none). */
+	uint64_t index_blocks;
 };
 
 struct vdo_layout {
@@ -73,6 +77,8 @@ struct vdo_layout {
 	uint32_t journal_blocks;
 	uint64_t root_origin;
 	uint64_t summary_origin;
+	uint64_t index_origin;
+	uint64_t index_blocks;
 	uint64_t depot_origin;
 	uint32_t slab_count;
 	uint32_t slab_bits;

@@ -26,6 +26,7 @@
 #include "format.h"
 #include "logger.h"
 #include "super-block.h"
+#include "uds.h"
 #include "vdo-store.h"
 
 static void __attribute__((noreturn)) usage(void)
@@ -39,7 +40,10 @@ static void __attribute__((noreturn)) usage(void)
 	        "       vdo-store format [--create=SIZE] [--physical-size=SIZE] "
 	        "[--logical-size=SIZE]\n"
 	        "                        [--slab-size=SIZE] [--slab-journal-blocks=N]\n"
-	        "                        [--journal-size=SIZE] [--force] DEVICE\n"
+	        "                        [--journal-size=SIZE] [--force]\n"
+	        "                        [--index=none|embedded|remote [--index-memory=MB] "
+	        "[--sparse]\n"
+	        "                        [--index-name=NAME]] DEVICE\n"
 	        "  --create=SIZE         create (or extend) a regular file of SIZE\n"
 	        "  --physical-size=SIZE  use only SIZE of the device (default: all of it)\n"
 	        "  --logical-size=SIZE   the volume's size as hosts see it (default: the data "
@@ -47,7 +51,14 @@ static void __attribute__((noreturn)) usage(void)
 	        "  --slab-size=SIZE      a power of two from 512K to 32G (default: scaled to the "
 	        "device)\n"
 	        "  --journal-size=SIZE   the recovery journal (default: 1/64 of the device)\n"
-	        "  --force               format over an existing volume\n");
+	        "  --force               format over an existing volume\n"
+	        "  --index=KIND          the dedupe index: none (default), embedded (in a region "
+	        "of the\n"
+	        "                        volume, created on first use) or remote (uds-indexd)\n"
+	        "  --index-memory=MB     an embedded index's memory: 256, 512, 768 or N*1024 "
+	        "(default 256)\n"
+	        "  --sparse              a sparse embedded index (10x the window, same memory)\n"
+	        "  --index-name=NAME     the remote index's name\n");
 	exit(2);
 }
 
@@ -110,6 +121,24 @@ static uint32_t to_u32(const char *option, uint64_t value)
 	return (uint32_t) value;
 }
 
+static void print_index(const struct vdo_index_record *index, const struct vdo_layout *layout)
+{
+	switch (index->kind) {
+	case VDO_INDEX_RECORD_NONE:
+		printf("  dedupe index        none\n");
+		return;
+	case VDO_INDEX_RECORD_EMBEDDED:
+		printf("  dedupe index        embedded, %u MB%s, %" PRIu64 " blocks at %" PRIu64
+		       "\n",
+		       index->memory_mb, index->sparse ? " sparse" : "", layout->index_blocks,
+		       layout->index_origin);
+		return;
+	case VDO_INDEX_RECORD_REMOTE:
+		printf("  dedupe index        remote, \"%s\"\n", index->name);
+		return;
+	}
+}
+
 static void print_layout(const char *path, const struct vdo_super_block *super)
 {
 	const struct vdo_layout *layout = &super->layout;
@@ -125,6 +154,32 @@ static void print_layout(const char *path, const struct vdo_super_block *super)
 	printf("  data blocks         %" PRIu64 "\n", vdo_data_blocks(layout));
 	printf("  recovery journal    %u blocks\n", layout->journal_blocks);
 	printf("  overhead            %" PRIu64 " blocks\n", vdo_overhead_blocks(layout));
+	print_index(&super->index, layout);
+}
+
+static enum vdo_index_record_kind parse_index_kind(const char *text)
+{
+	if (strcmp(text, "none") == 0)
+		return VDO_INDEX_RECORD_NONE;
+	if (strcmp(text, "embedded") == 0)
+		return VDO_INDEX_RECORD_EMBEDDED;
+	if (strcmp(text, "remote") == 0)
+		return VDO_INDEX_RECORD_REMOTE;
+	die_usage("--index takes none, embedded or remote, not %s", text);
+}
+
+/* The blocks an embedded index of @index's shape needs. */
+static uint64_t index_region_blocks(const struct vdo_index_record *index)
+{
+	struct uds_parameters parameters = { .memory_mb = index->memory_mb,
+		                             .sparse = index->sparse };
+	uint64_t bytes;
+
+	if (uds_compute_index_size(&parameters, &bytes) != DD_SUCCESS)
+		die_usage("an index of %u MB cannot be made; use 256, 512, 768 or a multiple of "
+		          "1024",
+		          index->memory_mb);
+	return (bytes + VDO_BLOCK_SIZE - 1) / VDO_BLOCK_SIZE;
 }
 
 static int format_command(int argc, char **argv)
@@ -137,9 +192,14 @@ static int format_command(int argc, char **argv)
 		{ "slab-journal-blocks", required_argument, NULL, 'J' },
 		{ "journal-size", required_argument, NULL, 'j' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "index", required_argument, NULL, 'i' },
+		{ "index-memory", required_argument, NULL, 'm' },
+		{ "sparse", no_argument, NULL, 'S' },
+		{ "index-name", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vdo_format_config config = { 0 };
+	struct vdo_index_record index = { .kind = VDO_INDEX_RECORD_NONE, .memory_mb = 256 };
 	struct vdo_super_block super;
 	struct block_device *device;
 	uint64_t create_blocks = 0;
@@ -175,6 +235,21 @@ static int format_command(int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
+		case 'i':
+			index.kind = parse_index_kind(optarg);
+			break;
+		case 'm':
+			index.memory_mb = to_u32("--index-memory", strtoull(optarg, NULL, 10));
+			break;
+		case 'S':
+			index.sparse = true;
+			break;
+		case 'n':
+			if (strlen(optarg) > VDO_INDEX_NAME_BYTES)
+				die_usage("--index-name takes at most %d characters",
+				          VDO_INDEX_NAME_BYTES);
+			snprintf(index.name, sizeof(index.name), "%s", optarg);
+			break;
 		default:
 			usage();
 		}
@@ -192,7 +267,11 @@ static int format_command(int argc, char **argv)
 		vdo_close_device(device);
 		return 1;
 	}
-	result = vdo_format(device, &config, &super);
+	if ((index.kind == VDO_INDEX_RECORD_REMOTE) && (index.name[0] == '\0'))
+		die_usage("--index=remote needs --index-name");
+	if (index.kind == VDO_INDEX_RECORD_EMBEDDED)
+		config.index_blocks = index_region_blocks(&index);
+	result = vdo_format_with_index(device, &config, &index, &super);
 	vdo_close_device(device);
 	if (result != DD_SUCCESS)
 		return 1;
@@ -227,9 +306,10 @@ static struct block_device *open_device(const char *path)
 
 static struct vdo_store *open_volume(struct block_device *device)
 {
+	struct vdo_store_config config = { .no_dedupe = true };
 	struct vdo_store *store;
 
-	if (vdo_store_open(device, NULL, &store) != DD_SUCCESS) {
+	if (vdo_store_open(device, &config, &store) != DD_SUCCESS) {
 		vdo_close_device(device);
 		exit(1);
 	}
@@ -280,11 +360,27 @@ static void print_stats(const char *path, const struct vdo_store_stats *s)
 		{ "slab journal blocks written", s->slab_journal_blocks_written },
 		{ "reference blocks written", s->ref_blocks_written },
 		{ "block map pages written", s->block_map_writes },
+		{ "dedupe advice valid", s->dedupe_advice_valid },
+		{ "dedupe advice stale", s->dedupe_advice_stale },
+		{ "dedupe advice timeouts", s->dedupe_advice_timeouts },
+		{ "concurrent data matches", s->concurrent_data_matches },
+		{ "concurrent hash collisions", s->concurrent_hash_collisions },
+		{ "current dedupe queries", s->curr_dedupe_queries },
+		{ "invalid advice PBN count", s->invalid_advice_pbn_count },
+		{ "dedupe queries skipped", s->dedupe_context_busy },
+		{ "entries indexed", s->entries_indexed },
+		{ "posts found", s->posts_found },
+		{ "posts not found", s->posts_not_found },
+		{ "queries found", s->queries_found },
+		{ "queries not found", s->queries_not_found },
+		{ "updates found", s->updates_found },
+		{ "updates not found", s->updates_not_found },
 	};
 	size_t count = sizeof(fields) / sizeof(fields[0]);
 
 	if (json) {
-		printf("{\"device\": \"%s\", \"operating mode\": \"%s\"", path, s->operating_mode);
+		printf("{\"device\": \"%s\", \"operating mode\": \"%s\", \"index state\": \"%s\"",
+		       path, s->operating_mode, s->index_state);
 		for (size_t i = 0; i < count; i++)
 			printf(", \"%s\": %" PRIu64, fields[i].name, fields[i].value);
 		printf("}\n");
@@ -292,6 +388,7 @@ static void print_stats(const char *path, const struct vdo_store_stats *s)
 	}
 	printf("%s:\n", path);
 	printf("  %-26s : %s\n", "operating mode", s->operating_mode);
+	printf("  %-26s : %s\n", "index state", s->index_state);
 	for (size_t i = 0; i < count; i++)
 		printf("  %-26s : %" PRIu64 "\n", fields[i].name, fields[i].value);
 }

@@ -22,6 +22,15 @@ enum {
 	DEFAULT_CACHE_PAGES = 32768,
 };
 
+/* Work done on one zone's thread for the caller. */
+struct zone_action {
+	struct vdo_store *store;
+	unsigned int zone;
+	struct vdo_journal_stats journal;
+	struct vdo_map_cache_stats map;
+	struct vdo_slab_stats slabs;
+};
+
 /* --------------------------------------------------------------------------------------------
  * Read-only mode
  */
@@ -143,8 +152,8 @@ static int make_threads(struct vdo_store *store)
 {
 	struct vdo_threads *ids = &store->thread_ids;
 	unsigned int count = 0;
-	char names[5 + 2 * VDO_MAX_ZONES][32];
-	const char *pointers[5 + 2 * VDO_MAX_ZONES];
+	char names[5 + 4 * VDO_MAX_ZONES][32];
+	const char *pointers[5 + 4 * VDO_MAX_ZONES];
 	struct dd_thread_set_config config;
 
 	ids->logical_count = store->config.logical_zones;
@@ -167,6 +176,18 @@ static int make_threads(struct vdo_store *store)
 	snprintf(names[count++], sizeof(names[0]), "vdoadmin");
 	ids->recovery = count;
 	snprintf(names[count++], sizeof(names[0]), "vdorecover");
+	if (store->config.index != NULL) {
+		ids->hash_count = store->config.hash_zones;
+		ids->cpu_count = store->config.cpu_threads;
+	}
+	for (unsigned int z = 0; z < ids->hash_count; z++) {
+		ids->hash[z] = count;
+		snprintf(names[count++], sizeof(names[0]), "vdohash%u", z);
+	}
+	for (unsigned int c = 0; c < ids->cpu_count; c++) {
+		ids->cpu[c] = count;
+		snprintf(names[count++], sizeof(names[0]), "vdocpu%u", c);
+	}
 	for (unsigned int t = 0; t < count; t++)
 		pointers[t] = names[t];
 	config = dd_default_thread_set_config("vdo", count);
@@ -292,6 +313,87 @@ static int make_journal(struct vdo_store *store)
 	return vdo_make_recovery_journal(&config, &store->journal);
 }
 
+/*
+ * The index to use: the caller's, or the embedded one the volume's super block names (in the
+ * volume's own region; created there on first use). A read-only volume writes nothing and
+ * needs none. Sets store->config.index.
+ */
+static void choose_index(struct vdo_store *store)
+{
+	const struct vdo_index_record *record = &store->super.index;
+	const struct vdo_layout *layout = &store->super.layout;
+
+	if ((store->super.state == VDO_STATE_READ_ONLY) || store->config.no_dedupe) {
+		store->config.index = NULL;
+		return;
+	}
+	if (store->config.index != NULL) {
+		store->index_config = *store->config.index;
+		/* The identity recorded is the one to expect. */
+		if ((store->index_config.kind == VDO_INDEX_REMOTE) &&
+		    (record->kind == VDO_INDEX_RECORD_REMOTE) && (record->nonce != 0))
+			store->index_config.index_nonce = record->nonce;
+		store->config.index = &store->index_config;
+		return;
+	}
+	if (record->kind != VDO_INDEX_RECORD_EMBEDDED)
+		return;
+	if (store->device->path == NULL) {
+		dd_log_warning("%s: its embedded index needs a file; no dedupe",
+		               store->device->name);
+		return;
+	}
+	store->index_config = (struct vdo_index_config){
+		.kind = VDO_INDEX_EMBEDDED,
+		.path = store->device->path,
+		.region_start = layout->index_origin,
+		.region_blocks = layout->index_blocks,
+		.memory_mb = record->memory_mb,
+		.sparse = record->sparse,
+		.create = (record->nonce == 0),
+	};
+	store->config.index = &store->index_config;
+}
+
+/* At a clean close: the volume's own index record learns the identity of the index met. */
+static void record_index_identity(struct vdo_store *store)
+{
+	struct vdo_index_record *record = &store->super.index;
+	enum vdo_index_record_kind kind = (store->index_config.kind == VDO_INDEX_REMOTE)
+	                                      ? VDO_INDEX_RECORD_REMOTE
+	                                      : VDO_INDEX_RECORD_EMBEDDED;
+
+	if ((store->index_identity == 0) || (record->kind != kind))
+		return;
+	record->nonce = store->index_identity;
+	if ((kind == VDO_INDEX_RECORD_REMOTE) && (store->index_config.index_name != NULL))
+		snprintf(record->name, sizeof(record->name), "%s", store->index_config.index_name);
+}
+
+/* The index (opening on its own thread), the timer of late queries, and the hash zones. */
+static int make_dedupe(struct vdo_store *store)
+{
+	struct vdo_dedupe_config config = {
+		.threads = store->threads,
+		.zone_count = store->thread_ids.hash_count,
+		.zone_threads = store->thread_ids.hash,
+		.depot = store->depot,
+		.nonce = store->super.nonce,
+		.timeout_ms = store->config.dedupe_timeout_ms,
+		.min_timer_interval_ms = store->config.dedupe_timer_interval_ms,
+		.name_block = store->config.name_block,
+	};
+	int result = vdo_open_dedupe_index(store->config.index, &store->index);
+
+	if (result == DD_SUCCESS)
+		result = dd_make_timer("vdotimer", &store->timer);
+	if (result != DD_SUCCESS)
+		return result;
+	config.index = store->index;
+	config.timer = store->timer;
+	return vdo_make_hash_zones(&config, &store->hash_zones);
+}
+
 static int make_components(struct vdo_store *store)
 {
 	unsigned int zones = store->thread_ids.logical_count + store->thread_ids.physical_count;
@@ -322,6 +424,8 @@ static int make_components(struct vdo_store *store)
 		result = vdo_make_flusher(&store->flusher);
 	if (result == DD_SUCCESS)
 		result = vdo_make_data_vio_pool(store);
+	if ((result == DD_SUCCESS) && (store->config.index != NULL))
+		result = make_dedupe(store);
 	return result;
 }
 
@@ -336,10 +440,40 @@ static void settle(struct vdo_store *store)
 		dd_log_error("the store's threads did not settle");
 }
 
+static void drain_hash(struct dd_completion *completion);
+
+/*
+ * Close the index (every answer comes back to its zone first), then stop the hash zones'
+ * timers and wait for their queries. Idempotent.
+ */
+static void close_dedupe(struct vdo_store *store)
+{
+	int result;
+
+	if (store->index == NULL)
+		return;
+	store->index_identity = vdo_dedupe_index_identity(store->index);
+	result = vdo_close_dedupe_index(store->index);
+	if (result != DD_SUCCESS)
+		dd_log_error_strerror(result, "the dedupe index did not save cleanly");
+	store->index = NULL;
+	for (unsigned int z = 0; (store->hash_zones != NULL) && (z < store->thread_ids.hash_count);
+	     z++) {
+		struct zone_action action = { .store = store, .zone = z };
+
+		if (dd_perform_synchronous_action(store->threads, store->thread_ids.hash[z],
+		                                  drain_hash, &action) != DD_SUCCESS)
+			dd_log_error("hash zone %u did not drain", z);
+	}
+}
+
 static void free_store(struct vdo_store *store)
 {
 	wait_for_background(store);
+	close_dedupe(store);
 	settle(store);
+	vdo_free_hash_zones(store->hash_zones);
+	dd_free_timer(store->timer);
 	vdo_free_background_recovery(store->background);
 	vdo_free_recovery(store->recovery);
 	vdo_free_data_vio_pool(store);
@@ -364,7 +498,10 @@ static int check_config(struct vdo_store_config *config)
 	config->logical_zones = config->logical_zones ?: 1;
 	config->physical_zones = config->physical_zones ?: 1;
 	config->block_map_cache_pages = config->block_map_cache_pages ?: DEFAULT_CACHE_PAGES;
-	if ((config->logical_zones > VDO_MAX_ZONES) || (config->physical_zones > VDO_MAX_ZONES))
+	config->hash_zones = config->hash_zones ?: 1;
+	config->cpu_threads = config->cpu_threads ?: 1;
+	if ((config->logical_zones > VDO_MAX_ZONES) || (config->physical_zones > VDO_MAX_ZONES) ||
+	    (config->hash_zones > VDO_MAX_HASH_ZONES) || (config->cpu_threads > VDO_MAX_ZONES))
 		return dd_log_error_strerror(DD_INVALID_ARGUMENT, "at most %u zones of each kind",
 		                             VDO_MAX_ZONES);
 	if (config->block_map_cache_pages < 16 * config->logical_zones)
@@ -457,8 +594,10 @@ static int open_store(struct block_device *device, const struct vdo_store_config
 	result = check_config(&store->config);
 	if (result == DD_SUCCESS)
 		result = load_volume(store);
-	if (result == DD_SUCCESS)
+	if (result == DD_SUCCESS) {
+		choose_index(store);
 		result = make_threads(store);
+	}
 	if (result == DD_SUCCESS)
 		result = make_components(store);
 	if ((result == DD_SUCCESS) && (store->recovery != NULL))
@@ -507,15 +646,6 @@ int vdo_store_open(struct block_device *device, const struct vdo_store_config *c
  * Closing
  */
 
-/* Work done on one zone's thread for the caller. */
-struct zone_action {
-	struct vdo_store *store;
-	unsigned int zone;
-	struct vdo_journal_stats journal;
-	struct vdo_map_cache_stats map;
-	struct vdo_slab_stats slabs;
-};
-
 static void drain_physical(struct dd_completion *completion)
 {
 	struct zone_action *action = completion->parent;
@@ -528,6 +658,13 @@ static void drain_logical(struct dd_completion *completion)
 	struct zone_action *action = completion->parent;
 
 	vdo_drain_map_zone(action->store->map, action->zone, completion);
+}
+
+static void drain_hash(struct dd_completion *completion)
+{
+	struct zone_action *action = completion->parent;
+
+	vdo_drain_hash_zone(action->store->hash_zones, action->zone, completion);
 }
 
 static void drain_journal(struct dd_completion *completion)
@@ -600,6 +737,7 @@ static int save_clean(struct vdo_store *store)
 		result = vdo_save_depot_summary(store->depot);
 	if (result != DD_SUCCESS)
 		return result;
+	record_index_identity(store);
 	store->super.state = VDO_STATE_CLEAN;
 	store->super.journal_start = action.journal.tail;
 	store->super.journal_tail = action.journal.tail;
@@ -613,6 +751,8 @@ int vdo_store_close(struct vdo_store *store)
 	int result;
 
 	vdo_wait_for_idle_pool(store);
+	/* No query may be out, nor the index running, once the zones drain. */
+	close_dedupe(store);
 	/* Every slab must be back before the depot can drain. */
 	wait_for_background(store);
 	result = dd_thread_set_wait_until_idle(store->threads);
@@ -697,6 +837,40 @@ int vdo_store_grow_physical(struct vdo_store *store)
 	return vdo_save_super_block(store->device, &store->super);
 }
 
+static void get_dedupe_stats(struct vdo_store *store, struct vdo_store_stats *stats)
+{
+	struct vdo_dedupe_stats dedupe;
+	struct vdo_dedupe_index_stats index;
+
+	stats->index_state = vdo_index_state_name(VDO_INDEX_OFFLINE);
+	if (store->hash_zones == NULL)
+		return;
+	vdo_get_dedupe_stats(store->hash_zones, &dedupe);
+	stats->dedupe_enabled = true;
+	stats->dedupe_advice_valid = dedupe.dedupe_advice_valid;
+	stats->dedupe_advice_stale = dedupe.dedupe_advice_stale;
+	stats->dedupe_advice_timeouts = dedupe.dedupe_advice_timeouts;
+	stats->concurrent_data_matches = dedupe.concurrent_data_matches;
+	stats->concurrent_hash_collisions = dedupe.concurrent_hash_collisions;
+	stats->curr_dedupe_queries = dedupe.curr_dedupe_queries;
+	stats->invalid_advice_pbn_count = dedupe.invalid_advice_pbn_count;
+	stats->dedupe_context_busy = dedupe.dedupe_context_busy;
+	stats->dedupe_shared = dedupe.dedupe_shared;
+	stats->dedupe_forks = dedupe.dedupe_forks;
+	if (store->index == NULL)
+		return;
+	vdo_get_dedupe_index_stats(store->index, &index);
+	stats->index_state = vdo_index_state_name(index.state);
+	stats->posts_found = index.posts_found;
+	stats->posts_not_found = index.posts_not_found;
+	stats->queries_found = index.queries_found;
+	stats->queries_not_found = index.queries_not_found;
+	stats->updates_found = index.updates_found;
+	stats->updates_not_found = index.updates_not_found;
+	stats->entries_indexed = index.entries_indexed;
+	stats->index_memory_bytes = index.memory_bytes;
+}
+
 /* Run @action on @thread for the stats; a failure leaves zeros. */
 static void gather(struct vdo_store *store, dd_thread_id_t thread, dd_action_fn action,
                    struct zone_action *parent)
@@ -765,4 +939,5 @@ void vdo_store_get_stats(struct vdo_store *store, struct vdo_store_stats *stats)
 	stats->device_reads = device.reads;
 	stats->device_writes = device.writes;
 	stats->device_flushes = device.flushes;
+	get_dedupe_stats(store, stats);
 }

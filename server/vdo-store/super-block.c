@@ -15,7 +15,10 @@
 static const uint8_t MAGIC[8] = { 'V', 'D', 'O', 'S', 'T', 'O', 'R', 'E' };
 
 enum {
-	VERSION = 1,
+	VERSION = 2,
+	/* Before dedupe: no index fields. */
+	FIRST_VERSION = 1,
+	INDEX_SPARSE = 1,
 	CHECKSUM_OFFSET = VDO_BLOCK_SIZE - 8,
 };
 
@@ -63,6 +66,13 @@ void vdo_encode_super_block(const struct vdo_super_block *super, uint8_t *block)
 	dd_put_le64(block + 144, super->block_map_data_blocks);
 	dd_put_le32(block + 152, super->recovery_count);
 	dd_put_le32(block + 156, super->read_only_rebuild_count);
+	dd_put_le64(block + 160, layout->index_origin);
+	dd_put_le64(block + 168, layout->index_blocks);
+	dd_put_le32(block + 176, super->index.kind);
+	dd_put_le32(block + 180, super->index.sparse ? INDEX_SPARSE : 0);
+	dd_put_le32(block + 184, super->index.memory_mb);
+	dd_put_le64(block + 192, super->index.nonce);
+	memcpy(block + 200, super->index.name, strnlen(super->index.name, VDO_INDEX_NAME_BYTES));
 	dd_put_le64(block + CHECKSUM_OFFSET, XXH3_64bits(block, CHECKSUM_OFFSET));
 }
 
@@ -93,6 +103,17 @@ static void decode_fields(const uint8_t *block, struct vdo_super_block *super)
 	super->block_map_data_blocks = dd_get_le64(block + 144);
 	super->recovery_count = dd_get_le32(block + 152);
 	super->read_only_rebuild_count = dd_get_le32(block + 156);
+	/* Version 1 has zeros here: no index, and its region starts where the depot does. */
+	layout->index_origin = dd_get_le64(block + 160);
+	layout->index_blocks = dd_get_le64(block + 168);
+	if (super->version == FIRST_VERSION)
+		layout->index_origin = layout->summary_origin + VDO_SUMMARY_BLOCKS;
+	super->index.kind = (enum vdo_index_record_kind) dd_get_le32(block + 176);
+	super->index.sparse = (dd_get_le32(block + 180) & INDEX_SPARSE) != 0;
+	super->index.memory_mb = dd_get_le32(block + 184);
+	super->index.nonce = dd_get_le64(block + 192);
+	memcpy(super->index.name, block + 200, VDO_INDEX_NAME_BYTES);
+	super->index.name[VDO_INDEX_NAME_BYTES] = '\0';
 }
 
 int vdo_decode_super_block(const uint8_t *block, struct vdo_super_block *super)
@@ -102,15 +123,18 @@ int vdo_decode_super_block(const uint8_t *block, struct vdo_super_block *super)
 	if (memcmp(block, MAGIC, sizeof(MAGIC)) != 0)
 		return DD_BAD_MAGIC;
 	version = dd_get_le32(block + 8);
-	if (version != VERSION)
-		return dd_log_error_strerror(
-		    DD_UNSUPPORTED_VERSION, "super block version %u; this program reads version %u",
-		    version, VERSION);
+	if ((version < FIRST_VERSION) || (version > VERSION))
+		return dd_log_error_strerror(DD_UNSUPPORTED_VERSION,
+		                             "super block version %u; this program reads versions "
+		                             "%u to %u",
+		                             version, FIRST_VERSION, VERSION);
 	if (dd_get_le64(block + CHECKSUM_OFFSET) != XXH3_64bits(block, CHECKSUM_OFFSET))
 		return DD_CHECKSUM_MISMATCH;
 	memset(super, 0, sizeof(*super));
+	super->version = version;
 	decode_fields(block, super);
 	if ((super->state < VDO_STATE_CLEAN) || (super->state > VDO_STATE_REBUILDING) ||
+	    (super->index.kind > VDO_INDEX_RECORD_REMOTE) ||
 	    (super->journal_start > super->journal_tail) ||
 	    (super->journal_tail - super->journal_start > super->layout.journal_blocks))
 		return dd_log_error_strerror(DD_CORRUPT_DATA, "super block state is impossible");
@@ -177,6 +201,11 @@ static int write_copy(struct block_device *device, const struct vdo_super_block 
 
 int vdo_save_super_block(struct block_device *device, struct vdo_super_block *super)
 {
+	if ((super->version != 0) && (super->version < VERSION)) {
+		dd_log_info("%s: writing the super block as version %u (it was version %u)",
+		            device->name, VERSION, super->version);
+	}
+	super->version = VERSION;
 	super->generation++;
 	return write_copy(device, super);
 }

@@ -6,7 +6,7 @@
  * Two copies live in PBN 0 and 1, each whole in one block, little-endian:
  *
  *   0    magic "VDOSTORE"                   8 bytes
- *   8    version (1)                        u32
+ *   8    version (2)                        u32
  *   12   state                              u32   enum vdo_volume_state
  *   16   generation                         u64   the valid copy with the highest one wins
  *   24   nonce                              u64   random at format; every metadata block
@@ -29,8 +29,21 @@
  *   144  block map data blocks              u64   as of journal start
  *   152  recovery count                     u32   recoveries after a crash
  *   156  read-only rebuild count            u32
- *   160  zero up to 4088
+ *   160  index origin, blocks               u64, u64  the embedded index's region (layout.h)
+ *   176  index kind                         u32   enum vdo_index_record_kind
+ *   180  index flags                        u32   bit 0: sparse
+ *   184  index memory                       u32   MB (embedded)
+ *   188  zero                               u32
+ *   192  index nonce                        u64   the identity of the index in use: the nonce
+ *                                                 it was created with (0: not created, or not
+ *                                                 met yet)
+ *   200  index name                         64 bytes, NUL-padded (remote)
+ *   264  zero up to 4088
  *   4088 checksum                           u64   XXH3-64 of bytes 0-4087
+ *
+ * Version 1 (before dedupe) ended at 160, with zeros after: it reads as a volume with no index
+ * and no index region, and is written as version 2 at its next save. A program that reads only
+ * version 1 refuses a version 2 volume.
  *
  * Saving writes the copy with the older generation, with a generation one past the newer, after
  * a flush and with FUA: a torn or lost write leaves the other copy, which describes a state the
@@ -39,6 +52,7 @@
 #ifndef VDO_SUPER_BLOCK_H
 #define VDO_SUPER_BLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "block-device.h"
@@ -56,7 +70,28 @@ enum vdo_volume_state {
 	VDO_STATE_REBUILDING,
 };
 
+enum vdo_index_record_kind {
+	VDO_INDEX_RECORD_NONE = 0,
+	VDO_INDEX_RECORD_EMBEDDED,
+	VDO_INDEX_RECORD_REMOTE,
+};
+
+enum {
+	VDO_INDEX_NAME_BYTES = 64,
+};
+
+/* The index a volume uses: no credentials, only what identifies it. */
+struct vdo_index_record {
+	enum vdo_index_record_kind kind;
+	bool sparse;
+	uint32_t memory_mb;
+	uint64_t nonce;
+	char name[VDO_INDEX_NAME_BYTES + 1];
+};
+
 struct vdo_super_block {
+	/* The version the volume was read in (saves write the current one). */
+	uint32_t version;
 	enum vdo_volume_state state;
 	uint64_t generation;
 	uint64_t nonce;
@@ -68,6 +103,7 @@ struct vdo_super_block {
 	uint64_t block_map_data_blocks;
 	uint32_t recovery_count;
 	uint32_t read_only_rebuild_count;
+	struct vdo_index_record index;
 };
 
 /** vdo_state_name() - "clean", "dirty", "read-only" or "rebuilding". */

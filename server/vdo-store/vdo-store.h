@@ -29,6 +29,8 @@
 #include "errors.h"
 
 struct vdo_store;
+struct vdo_index_config;
+struct dd_record_name;
 
 struct vdo_store_config {
 	/* Zones, each a thread (0: 1 logical, 1 physical). */
@@ -39,6 +41,22 @@ struct vdo_store_config {
 	/* After a crash, a pause between two slabs that background recovery brings back while
 	 * nothing waits for them, so that it takes less of the storage from requests (0: none). */
 	uint32_t recovery_pause_ms;
+	/* Deduplication: the index to ask for advice (dedupe-index.h), opened with the volume
+	 * and closed with it; NULL: no deduplication. */
+	const struct vdo_index_config *index;
+	/* Open no index at all, not even the volume's embedded one (tools that only look). */
+	bool no_dedupe;
+	/* Hash zones, each a thread (0: 1, at most 16), and the CPU threads that hash data (0:
+	 * 1). */
+	unsigned int hash_zones;
+	unsigned int cpu_threads;
+	/* How long a write waits for the index before it goes on without dedupe (0: 5000 ms),
+	 * and the shortest time between two looks for late answers (0: 100 ms). */
+	unsigned int dedupe_timeout_ms;
+	unsigned int dedupe_timer_interval_ms;
+	/* For tests: names blocks in place of hashing them, to make names collide (NULL: the
+	 * record name). */
+	void (*name_block)(const uint8_t *data, struct dd_record_name *name);
 };
 
 enum vdo_request_operation {
@@ -119,6 +137,33 @@ struct vdo_store_stats {
 	uint64_t device_reads;
 	uint64_t device_writes;
 	uint64_t device_flushes;
+	/* Deduplication (vdostats' names): advice that led to a block holding the data, advice
+	 * that did not, queries that took too long; data_vios that found the same data in flight,
+	 * and those whose name matched but data did not; queries out now; advice naming no data
+	 * block of this volume; writes that went on without asking (no query context left); data
+	 * blocks shared; hash locks that ran out of references. */
+	bool dedupe_enabled;
+	uint64_t dedupe_advice_valid;
+	uint64_t dedupe_advice_stale;
+	uint64_t dedupe_advice_timeouts;
+	uint64_t concurrent_data_matches;
+	uint64_t concurrent_hash_collisions;
+	uint64_t curr_dedupe_queries;
+	uint64_t invalid_advice_pbn_count;
+	uint64_t dedupe_context_busy;
+	uint64_t dedupe_shared;
+	uint64_t dedupe_forks;
+	/* The index: its state ("online", "opening", "rebuilding", "offline", "error"), its
+	 * answers, and its own figures. */
+	const char *index_state;
+	uint64_t posts_found;
+	uint64_t posts_not_found;
+	uint64_t queries_found;
+	uint64_t queries_not_found;
+	uint64_t updates_found;
+	uint64_t updates_not_found;
+	uint64_t entries_indexed;
+	uint64_t index_memory_bytes;
 };
 
 /**

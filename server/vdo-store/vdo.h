@@ -11,6 +11,9 @@
  *   ack          request callbacks, so that a caller's code never runs on a zone thread
  *   admin        read-only mode's super block write, and messages the zones do not own
  *   recovery     after a crash, the slabs recovered in the background (background-recovery.h)
+ *   hash n       hash locks of the names whose byte 8 chooses zone n, and their queries to the
+ *                index (dedupe.h)
+ *   cpu n        hashing data into record names
  *
  * Work moves between them as completions (completion.h): a data_vio (data-vio.h) carries one
  * block of a request through the zones, one step on each thread, as dm-vdo's design describes.
@@ -23,6 +26,7 @@
 
 #include "background-recovery.h"
 #include "block-map.h"
+#include "dedupe.h"
 #include "lock-counter.h"
 #include "recovery-journal.h"
 #include "slab-depot.h"
@@ -47,8 +51,12 @@ struct vdo_threads {
 	dd_thread_id_t recovery;
 	dd_thread_id_t logical[VDO_MAX_ZONES];
 	dd_thread_id_t physical[VDO_MAX_ZONES];
+	dd_thread_id_t hash[VDO_MAX_ZONES];
+	dd_thread_id_t cpu[VDO_MAX_ZONES];
 	unsigned int logical_count;
 	unsigned int physical_count;
+	unsigned int hash_count;
+	unsigned int cpu_count;
 };
 
 struct logical_zone {
@@ -123,6 +131,13 @@ struct vdo_store {
 	atomic_uint_fast64_t discards;
 	atomic_uint_fast64_t flushes;
 	atomic_uint_fast64_t read_hits_in_flight;
+	/* Deduplication, when an index is configured (by the caller, or the volume's embedded
+	 * index), and the identity of the index met, to record at a clean close. */
+	struct vdo_index_config index_config;
+	uint64_t index_identity;
+	struct vdo_dedupe_index *index;
+	struct vdo_hash_zones *hash_zones;
+	struct dd_timer *timer;
 };
 
 /** vdo_enter_read_only() - Any thread: an unrecoverable error; stop all writes. */

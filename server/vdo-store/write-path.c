@@ -7,13 +7,20 @@
  *   logical   walk the tree to the leaf; if a page on the way is missing, claim its slot
  *             (others wait for the page), allocate a block for it, journal it, increment it,
  *             link it in, and walk again
- *   physical  allocate a block for the data, trying each zone in turn (all full: ENOSPC);
- *             acknowledge; write the data
+ *   physical  allocate a block for the data, trying each zone in turn (all full: ENOSPC, or
+ *             with dedupe, go on without a block: a duplicate may still be found);
+ *             acknowledge; without dedupe, write the data
+ *   cpu       with dedupe: name the data (its record name chooses its hash zone)
+ *   hash      join the hash lock of the name, which decides (dedupe.h): share a block that
+ *             holds the data, or write the data to the allocation (as the lock's agent, or
+ *             plainly); the new mapping is the block shared or written
  *   logical   fetch the old mapping
  *   journal   journal the change; on commit (in journal order) launch the increment of the new
  *             block and the decrement of the old one to their slabs' threads
  *   physical  make the slab journal entries (and the count changes)
- *   logical   store the new mapping, give the journal lock back, let go of the logical block
+ *   logical   store the new mapping, give the journal lock back; then let go of the hash lock
+ *             (hash zone) and give back an allocation the data did not use (physical), and let
+ *             go of the logical block
  *
  * Zero blocks and discards allocate nothing: they map to the zero block or to nothing, and are
  * acknowledged once the leaf is known (a block with no leaf page is unmapped already, so there
@@ -23,9 +30,12 @@
 #include <string.h>
 
 #include "data-vio.h"
+#include "dedupe.h"
 #include "logger.h"
 
 static void lookup_for_write(struct dd_completion *completion);
+static dd_thread_id_t zone_thread_of_hash(const struct data_vio *data_vio);
+static void launch_hashing(struct data_vio *data_vio);
 
 static struct vdo_threads *threads_of(struct data_vio *data_vio)
 {
@@ -49,12 +59,66 @@ static void release_journal_lock(struct data_vio *data_vio)
 {
 	vdo_release_journal_lock(data_vio->store->locks, data_vio->journal.point.sequence);
 	data_vio->holds_journal_lock = false;
-	data_vio->allocation = VDO_ZERO_BLOCK;
+}
+
+/* The block the data_vio's increment goes to: its new mapping's, or a new tree page's. */
+static vdo_pbn_t increment_target(const struct data_vio *data_vio)
+{
+	return data_vio->allocating_tree_page ? data_vio->allocation : data_vio->new_mapping.pbn;
 }
 
 /* -------------------------------------------------------------------------------------------
  * The end: storing the mapping
  */
+
+static void wind_up(struct dd_completion *completion);
+
+/* The hash zone: let go of the hash lock, then wind up the rest. */
+static void leave_hash_lock(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	vdo_release_hash_lock(data_vio, wind_up, zone_thread_of_hash(data_vio));
+}
+
+/* The allocation's zone: the data went to another block; give the allocation back. */
+static void give_back_allocation(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	if (data_vio->pbn_lock != NULL) {
+		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
+		data_vio->pbn_lock = NULL;
+	}
+	vdo_release_allocation(data_vio->store->depot, data_vio->allocation);
+	data_vio->allocation = VDO_ZERO_BLOCK;
+	wind_up(completion);
+}
+
+static void finish_write(struct dd_completion *completion)
+{
+	vdo_finish_data_vio(completion->parent);
+}
+
+/* The mapping is stored: let go of the hash lock and of an unused allocation, then finish. */
+static void wind_up(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+	uint32_t offset;
+
+	if (data_vio->hash_lock != NULL) {
+		vdo_launch_on(data_vio, leave_hash_lock, zone_thread_of_hash(data_vio));
+		return;
+	}
+	if (data_vio->allocation != VDO_ZERO_BLOCK) {
+		vdo_launch_on(
+		    data_vio, give_back_allocation,
+		    vdo_depot_slab_of(data_vio->store->depot, data_vio->allocation, &offset)
+		        ->thread);
+		return;
+	}
+	vdo_launch_on(data_vio, finish_write, vdo_logical_thread(data_vio));
+}
 
 static void mapping_stored(struct dd_completion *completion)
 {
@@ -65,7 +129,10 @@ static void mapping_stored(struct dd_completion *completion)
 		return;
 	}
 	release_journal_lock(data_vio);
-	vdo_finish_data_vio(data_vio);
+	/* An allocation the data went to is the mapping's now. */
+	if (data_vio->allocation == data_vio->new_mapping.pbn)
+		data_vio->allocation = VDO_ZERO_BLOCK;
+	wind_up(completion);
 }
 
 static void store_mapping(struct dd_completion *completion)
@@ -96,6 +163,7 @@ static void page_linked(struct dd_completion *completion)
 		return;
 	}
 	release_journal_lock(data_vio);
+	data_vio->allocation = VDO_ZERO_BLOCK;
 	data_vio->allocating_tree_page = false;
 	data_vio->holds_slot_lock = false;
 	next = vdo_release_zone_key(&zone->slot_locks, &data_vio->slot_lock);
@@ -151,13 +219,14 @@ static void add_slab_entry(struct dd_completion *completion)
 	struct vdo_slab_entry_request *request = (struct vdo_slab_entry_request *) completion;
 	struct data_vio *data_vio = completion->parent;
 	uint32_t offset;
-	struct vdo_slab *slab = vdo_depot_slab_of(
-	    data_vio->store->depot,
-	    request->increment ? data_vio->allocation : data_vio->old_mapping.pbn, &offset);
+	vdo_pbn_t target =
+	    request->increment ? increment_target(data_vio) : data_vio->old_mapping.pbn;
+	struct vdo_slab *slab = vdo_depot_slab_of(data_vio->store->depot, target, &offset);
 
 	dd_set_completion_callback(completion, update_done, slab->thread);
-	/* Written and journaled: the block no longer needs its lock. */
-	if (request->increment && (data_vio->pbn_lock != NULL)) {
+	/* Its own block written and journaled: it no longer needs its lock. */
+	if (request->increment && (target == data_vio->allocation) &&
+	    (data_vio->pbn_lock != NULL)) {
 		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
 		data_vio->pbn_lock = NULL;
 	}
@@ -205,7 +274,7 @@ static void committed(struct dd_completion *completion)
 	    !data_vio->allocating_tree_page && vdo_mapping_uses_storage(data_vio->old_mapping);
 	atomic_store(&data_vio->updates_left, 1 + increment + decrement);
 	if (increment)
-		launch_update(data_vio, &data_vio->increment, data_vio->allocation, true);
+		launch_update(data_vio, &data_vio->increment, increment_target(data_vio), true);
 	if (decrement)
 		launch_update(data_vio, &data_vio->decrement, data_vio->old_mapping.pbn, false);
 	update_done(&data_vio->completion);
@@ -308,13 +377,12 @@ static void allocated(struct data_vio *data_vio, vdo_pbn_t pbn)
 		vdo_launch_on(data_vio, journal_change, threads_of(data_vio)->journal);
 		return;
 	}
-	data_vio->new_mapping =
-	    (struct vdo_mapping){ .pbn = pbn, .state = VDO_MAPPING_UNCOMPRESSED };
 	acknowledge_early(data_vio);
-	dd_set_completion_callback(&data_vio->completion, data_written,
-	                           vdo_logical_thread(data_vio));
-	vdo_submit_vio(data_vio->store->device, &data_vio->vio, &data_vio->completion,
-	               VDO_IO_WRITE, 0, pbn, 1, data_vio->data);
+	if (data_vio->store->hash_zones != NULL) {
+		launch_hashing(data_vio);
+		return;
+	}
+	vdo_write_data_plainly(data_vio);
 }
 
 static void try_allocate(struct dd_completion *completion);
@@ -357,6 +425,11 @@ static void try_allocate(struct dd_completion *completion)
 			    vdo_depot_zone_thread(store->depot, data_vio->recovering_zone));
 			return;
 		}
+		if ((store->hash_zones != NULL) && !data_vio->allocating_tree_page) {
+			/* The data may still have a duplicate; acknowledged only if it does. */
+			launch_hashing(data_vio);
+			return;
+		}
 		fail(data_vio, ENOSPC);
 		return;
 	}
@@ -375,6 +448,64 @@ static void allocate(struct data_vio *data_vio)
 	data_vio->allocation_zone = atomic_fetch_add(&store->next_zone, 1) % zones;
 	vdo_launch_on(data_vio, try_allocate,
 	              vdo_depot_zone_thread(store->depot, data_vio->allocation_zone));
+}
+
+/* -------------------------------------------------------------------------------------------
+ * Dedupe: naming the data, and what the hash lock decides
+ */
+
+static dd_thread_id_t zone_thread_of_hash(const struct data_vio *data_vio)
+{
+	return vdo_hash_zone_thread(data_vio->store->hash_zones, data_vio->hash_zone);
+}
+
+/* A CPU thread: name the data, then join its hash lock. */
+static void name_data(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	vdo_name_data_vio(data_vio->store->hash_zones, data_vio);
+	vdo_launch_on(data_vio, vdo_acquire_hash_lock, zone_thread_of_hash(data_vio));
+}
+
+static void launch_hashing(struct data_vio *data_vio)
+{
+	struct vdo_threads *threads = threads_of(data_vio);
+
+	vdo_launch_on(data_vio, name_data, threads->cpu[data_vio->lbn % threads->cpu_count]);
+}
+
+/* Write the data to the data_vio's allocation, then run @done on @thread. */
+static void write_data(struct data_vio *data_vio, dd_action_fn done, dd_thread_id_t thread)
+{
+	data_vio->new_mapping =
+	    (struct vdo_mapping){ .pbn = data_vio->allocation, .state = VDO_MAPPING_UNCOMPRESSED };
+	dd_set_completion_callback(&data_vio->completion, done, thread);
+	vdo_submit_vio(data_vio->store->device, &data_vio->vio, &data_vio->completion, VDO_IO_WRITE,
+	               0, data_vio->allocation, 1, data_vio->data);
+}
+
+void vdo_write_data_for_lock(struct data_vio *data_vio)
+{
+	uint32_t offset;
+	struct vdo_slab *slab =
+	    vdo_depot_slab_of(data_vio->store->depot, data_vio->allocation, &offset);
+
+	write_data(data_vio, vdo_hash_lock_data_written, slab->thread);
+}
+
+void vdo_write_data_plainly(struct data_vio *data_vio)
+{
+	if (data_vio->allocation == VDO_ZERO_BLOCK) {
+		fail(data_vio, ENOSPC);
+		return;
+	}
+	write_data(data_vio, data_written, vdo_logical_thread(data_vio));
+}
+
+void vdo_continue_write_with_mapping(struct data_vio *data_vio)
+{
+	vdo_launch_on(data_vio, get_old_mapping, vdo_logical_thread(data_vio));
 }
 
 /* -------------------------------------------------------------------------------------------

@@ -29,6 +29,36 @@ def test_format_a_new_file(vdo_store, tmp_path):
     assert data[:8] == b"VDOSTORE" and data[4096:4104] == b"VDOSTORE"
 
 
+def test_format_with_a_dedupe_index(vdo_store, tmp_path):
+    """An embedded index takes a region of the volume; a remote one only needs a name."""
+    image = tmp_path / "volume.img"
+    done = vdo_store("format", "--create=4G", "--index=embedded", image)
+    assert done.returncode == 0, done.stderr
+    assert "dedupe index        embedded, 256 MB" in done.stdout
+    assert vdo_store("check", image).returncode == 0
+    stats = json.loads(vdo_store("stats", "--json", image).stdout)
+    assert stats["index state"] == "offline"
+    # The region comes out of the data space.
+    plain = tmp_path / "plain.img"
+    assert vdo_store("format", "--create=4G", plain).returncode == 0
+    plain_stats = json.loads(vdo_store("stats", "--json", plain).stdout)
+    assert stats["data blocks used"] == 0
+    assert stats["overhead blocks used"] > plain_stats["overhead blocks used"] + 500000
+    remote = vdo_store("format", "--force", "--index=remote", "--index-name=vol-a", image)
+    assert remote.returncode == 0, remote.stderr
+    assert 'dedupe index        remote, "vol-a"' in remote.stdout
+
+
+@pytest.mark.parametrize("arguments", [["--index=remote"], ["--index=bogus"],
+                                       ["--index=embedded", "--index-memory=300"],
+                                       ["--index=remote", "--index-name=" + "x" * 65]])
+def test_bad_index_options(vdo_store, tmp_path, arguments):
+    image = tmp_path / "volume.img"
+    done = vdo_store("format", "--create=4G", *arguments, image)
+    assert done.returncode == 2
+    assert "vdo-store:" in done.stderr or "usage" in done.stderr
+
+
 def test_existing_volume_needs_force(vdo_store, tmp_path):
     image = tmp_path / "volume.img"
     assert vdo_store("format", "--create=64M", image).returncode == 0

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "block-map-page.h"
+#include "byte-order.h"
 #include "errors.h"
 #include "format.h"
 #include "layout.h"
@@ -114,7 +117,8 @@ static void test_growing_layout(void **state)
 
 static struct vdo_super_block sample_super(void)
 {
-	struct vdo_super_block super = { .state = VDO_STATE_DIRTY,
+	struct vdo_super_block super = { .version = 2,
+		                         .state = VDO_STATE_DIRTY,
 		                         .generation = 7,
 		                         .nonce = NONCE,
 		                         .journal_start = 10,
@@ -123,9 +127,14 @@ static struct vdo_super_block sample_super(void)
 		                         .block_map_data_blocks = 4,
 		                         .recovery_count = 2,
 		                         .read_only_rebuild_count = 1 };
-	struct vdo_format_config config = { .slab_blocks = 2048 };
+	struct vdo_format_config config = { .slab_blocks = 2048, .index_blocks = 777 };
 
 	memset(super.uuid, 0xab, sizeof(super.uuid));
+	super.index = (struct vdo_index_record){ .kind = VDO_INDEX_RECORD_REMOTE,
+		                                 .sparse = true,
+		                                 .memory_mb = 512,
+		                                 .nonce = 0x1122334455667788ULL,
+		                                 .name = "volume-a" };
 	assert_success(vdo_compute_layout(&config, 100000, &super.layout));
 	return super;
 }
@@ -408,6 +417,69 @@ static void test_format(void **state)
 	dd_free(block);
 }
 
+/* Make each copy of @device's super block the version @version says, checksum and all. */
+static void rewrite_version(struct block_device *device, uint32_t version)
+{
+	uint8_t *block = make_block();
+
+	for (uint64_t copy = 0; copy < 2; copy++) {
+		assert_success(vdo_sync_io(device, VDO_IO_READ, 0, copy, 1, block));
+		dd_put_le32(block + 8, version);
+		/* Version 1 ended at byte 160, with zeros after. */
+		if (version == 1)
+			memset(block + 160, 0, 264 - 160);
+		dd_put_le64(block + VDO_BLOCK_SIZE - 8, XXH3_64bits(block, VDO_BLOCK_SIZE - 8));
+		assert_success(vdo_sync_io(device, VDO_IO_WRITE, VDO_IO_FUA, copy, 1, block));
+	}
+	dd_free(block);
+}
+
+/*
+ * Formats: the index region and record of version 2; a version 1 volume (before dedupe) reads
+ * as one with no index and is written as version 2 at its next save; a newer version is refused
+ * with a clear error.
+ */
+static void test_format_versions(void **state)
+{
+	struct vdo_format_config config = { .slab_blocks = 1024, .index_blocks = 500 };
+	struct vdo_index_record index = { .kind = VDO_INDEX_RECORD_EMBEDDED, .memory_mb = 256 };
+	struct vdo_super_block super;
+	struct vdo_super_block loaded;
+	struct block_device *device;
+
+	(void) state;
+	assert_success(vdo_make_ram_device(20000, &device));
+	assert_success(vdo_format_with_index(device, &config, &index, &super));
+	assert_success(vdo_load_super_block(device, &loaded));
+	assert_int_equal(loaded.version, 2);
+	assert_int_equal(loaded.index.kind, VDO_INDEX_RECORD_EMBEDDED);
+	assert_int_equal(loaded.index.memory_mb, 256);
+	assert_int_equal(loaded.index.nonce, 0);
+	assert_int_equal(loaded.layout.index_blocks, 500);
+	assert_int_equal(loaded.layout.index_origin,
+	                 loaded.layout.summary_origin + VDO_SUMMARY_BLOCKS);
+	assert_int_equal(loaded.layout.depot_origin, loaded.layout.index_origin + 500);
+	/* An embedded index needs its region. */
+	config.index_blocks = 0;
+	assert_int_equal(vdo_format_with_index(device, &config, &index, &super),
+	                 DD_INVALID_ARGUMENT);
+	/* Version 1. */
+	assert_success(vdo_format(device, &config, &super));
+	rewrite_version(device, 1);
+	assert_success(vdo_load_super_block(device, &loaded));
+	assert_int_equal(loaded.version, 1);
+	assert_int_equal(loaded.index.kind, VDO_INDEX_RECORD_NONE);
+	assert_int_equal(loaded.layout.index_blocks, 0);
+	assert_int_equal(loaded.layout.depot_origin, super.layout.depot_origin);
+	assert_success(vdo_save_super_block(device, &loaded));
+	assert_success(vdo_load_super_block(device, &loaded));
+	assert_int_equal(loaded.version, 2);
+	/* A version this program does not know. */
+	rewrite_version(device, 3);
+	assert_int_equal(vdo_load_super_block(device, &loaded), DD_UNSUPPORTED_VERSION);
+	vdo_close_device(device);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_block_map_pages),
 		cmocka_unit_test(test_summary_blocks),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_format_versions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

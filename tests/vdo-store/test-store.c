@@ -731,8 +731,8 @@ static void test_close_after_the_disk_dies(void **state)
 		assert_success(vdo_store_open(device, &config, &store));
 		for (uint64_t b = 0; b < 4000; b += 5) {
 			fill_block(data, b + round);
-			assert_success(do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK,
-			                          data));
+			assert_success(
+			    do_request(store, VDO_REQUEST_WRITE, 0, b * BLOCK, BLOCK, data));
 		}
 		store = crash_and_open(store, &device, RAM_CRASH_DROP_ALL, &config);
 		vdo_store_get_stats(store, &stats);
