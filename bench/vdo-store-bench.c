@@ -4,6 +4,17 @@
  *
  *   vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] [--depth=N] [--zones=N]
  *                   [--phases=LIST] [--seed=N] [--slab-mib=N] [--ram]
+ *                   [--index=none|embedded] [--dedupe=PERCENT]
+ *
+ * Dedupe. --index=embedded formats the volume with its embedded index (256 MB, in the volume's
+ * region; with --ram in FILE.index) and waits for it to be online. --dedupe=P makes P% of the
+ * blocks written repeat the data of an earlier write (like fio's dedupe_percentage), the rest
+ * new data. The generator knows what each block holds, so each write phase also prints the
+ * ideal saving of the volume's live data, 1 - distinct / mapped blocks, next to the saving the
+ * store achieved, 1 - data blocks used / logical blocks used, and the store's dedupe counters:
+ *
+ *   dedupe saving=0.498 ideal=0.500 of_ideal=0.996 advice_valid=... stale=... timeouts=...
+ *     data_matches=... collisions=...
  *
  * It formats a volume on FILE (default vdo-store-bench.img, 1024 MiB), opens it, and runs
  * phases of 4 KiB requests, --depth of them in flight: seq-write, seq-read, rand-write (over
@@ -40,9 +51,11 @@
 #include <unistd.h>
 
 #include "block-device.h"
+#include "dedupe-index.h"
 #include "errors.h"
 #include "format.h"
 #include "memory-alloc.h"
+#include "uds.h"
 #include "vdo-store.h"
 
 struct settings {
@@ -55,7 +68,17 @@ struct settings {
 	uint64_t seed;
 	uint64_t slab_mib;
 	bool ram;
+	bool embedded_index;
+	unsigned int dedupe_percent;
 };
+
+/* What the generator wrote: the content of each block (0: never written), and contents made. */
+struct contents {
+	uint64_t *of_block;
+	uint64_t made;
+};
+
+static struct contents contents;
 
 /* Requests in flight, completed by callbacks (store) or io done (raw). */
 struct window {
@@ -216,6 +239,51 @@ static void fill_random(uint8_t *block, uint64_t *random)
 		memcpy(block + i, &(uint64_t){ next_random(random) }, 8);
 }
 
+/*
+ * Fill the block written to @lbn: with --dedupe=P, P% of the time the data of a content made
+ * before, otherwise a new one; contents are numbered from 1 and their data follows from it.
+ */
+static void fill_for_write(uint8_t *block, uint64_t lbn, uint64_t *random,
+                           const struct settings *settings)
+{
+	uint64_t content;
+	uint64_t seed;
+
+	if ((settings->dedupe_percent == 0) && (contents.of_block == NULL)) {
+		fill_random(block, random);
+		return;
+	}
+	if ((contents.made > 0) && (next_random(random) % 100 < settings->dedupe_percent))
+		content = 1 + next_random(random) % contents.made;
+	else
+		content = ++contents.made;
+	contents.of_block[lbn] = content;
+	seed = content * 0x9e3779b97f4a7c15ULL;
+	fill_random(block, &seed);
+}
+
+/* 1 - distinct contents / blocks holding data: the most a perfect dedupe saves now. */
+static double ideal_saving(uint64_t blocks)
+{
+	uint8_t *seen = calloc(contents.made + 1, 1);
+	uint64_t mapped = 0;
+	uint64_t distinct = 0;
+
+	for (uint64_t b = 0; b < blocks; b++) {
+		uint64_t content = contents.of_block[b];
+
+		if (content == 0)
+			continue;
+		mapped++;
+		if (!seen[content]) {
+			seen[content] = 1;
+			distinct++;
+		}
+	}
+	free(seen);
+	return (mapped == 0) ? 0.0 : 1.0 - (double) distinct / (double) mapped;
+}
+
 static bool is_write(enum phase_kind kind)
 {
 	return (kind == SEQ_WRITE) || (kind == RAND_WRITE);
@@ -236,12 +304,13 @@ static double run_store_phase(struct vdo_store *store, enum phase_kind kind, str
 
 	for (uint64_t n = 0; n < settings->blocks; n++) {
 		struct slot *slot = take_slot(slots, settings->depth, n);
+		uint64_t lbn = block_number(kind, n, settings->blocks, &random);
 
 		if (is_write(kind))
-			fill_random(slot->buffer, &random);
+			fill_for_write(slot->buffer, lbn, &random, settings);
 		slot->request = (struct vdo_request){
 			.operation = is_write(kind) ? VDO_REQUEST_WRITE : VDO_REQUEST_READ,
-			.offset = block_number(kind, n, settings->blocks, &random) * 4096,
+			.offset = lbn * 4096,
 			.length = 4096,
 			.buffer = slot->buffer,
 			.callback = request_done,
@@ -291,6 +360,28 @@ static double run_raw_phase(struct block_device *device, uint64_t first_block, e
 	return now_seconds() - start;
 }
 
+static void print_dedupe(const struct settings *settings, const struct vdo_store_stats *before,
+                         const struct vdo_store_stats *after)
+{
+	double saving =
+	    (after->logical_blocks_used == 0)
+	        ? 0.0
+	        : 1.0 - (double) after->data_blocks_used / (double) after->logical_blocks_used;
+	double ideal = ideal_saving(settings->blocks);
+
+	printf(
+	    "  dedupe saving=%.3f ideal=%.3f of_ideal=%.3f advice_valid=%llu stale=%llu "
+	    "timeouts=%llu data_matches=%llu collisions=%llu index=%s\n",
+	    saving, ideal, (ideal > 0) ? saving / ideal : 1.0,
+	    (unsigned long long) (after->dedupe_advice_valid - before->dedupe_advice_valid),
+	    (unsigned long long) (after->dedupe_advice_stale - before->dedupe_advice_stale),
+	    (unsigned long long) (after->dedupe_advice_timeouts - before->dedupe_advice_timeouts),
+	    (unsigned long long) (after->concurrent_data_matches - before->concurrent_data_matches),
+	    (unsigned long long) (after->concurrent_hash_collisions -
+	                          before->concurrent_hash_collisions),
+	    after->index_state);
+}
+
 static void print_phase(const char *name, const struct settings *settings, double seconds,
                         double raw_seconds, const struct cpu_sample *before,
                         const struct cpu_sample *after, const struct vdo_store_stats *stats_before,
@@ -317,6 +408,12 @@ static void print_phase(const char *name, const struct settings *settings, doubl
 	printf("  journal_entries_per_write=%.1f map_hit_rate=%.3f\n",
 	       (writes == 0) ? 0.0 : (double) entries / (double) writes,
 	       (hits + misses == 0) ? 0.0 : (double) hits / (double) (hits + misses));
+	if (stats_after->dedupe_enabled)
+		printf("  cpu hash=%.0f%% hashing=%.0f%%\n",
+		       100 * cpu_of(before, after, "vdohash") / seconds,
+		       100 * cpu_of(before, after, "vdocpu") / seconds);
+	if (stats_after->dedupe_enabled || (contents.of_block != NULL))
+		print_dedupe(settings, stats_before, stats_after);
 	fflush(stdout);
 }
 
@@ -385,11 +482,54 @@ static int run_recovery_phase(const struct settings *settings, uint64_t device_b
 	return 0;
 }
 
+/* The blocks of the bench's index: 256 MB dense. */
+static uint64_t index_blocks(void)
+{
+	struct uds_parameters shape = { .memory_mb = 256 };
+	uint64_t bytes = 0;
+
+	if (uds_compute_index_size(&shape, &bytes) != DD_SUCCESS)
+		exit(1);
+	return (bytes + 4095) / 4096;
+}
+
+/* With --ram, the embedded index lives in a file of its own beside FILE. */
+static const struct vdo_index_config *ram_index_config(const struct settings *settings,
+                                                       struct vdo_index_config *config)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s.index", settings->path);
+	unlink(path);
+	*config = (struct vdo_index_config){
+		.kind = VDO_INDEX_EMBEDDED, .path = path, .memory_mb = 256, .create = true
+	};
+	return config;
+}
+
+/* Wait until the store's index (if any) answers; false if it cannot. */
+static bool wait_for_index(struct vdo_store *store)
+{
+	struct vdo_store_stats stats;
+
+	for (;;) {
+		vdo_store_get_stats(store, &stats);
+		if (!stats.dedupe_enabled || (strcmp(stats.index_state, "online") == 0))
+			return true;
+		if (strcmp(stats.index_state, "error") == 0) {
+			fprintf(stderr, "vdo-store-bench: the dedupe index did not open\n");
+			return false;
+		}
+		usleep(10000);
+	}
+}
+
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr,
 	        "usage: vdo-store-bench [--path=FILE] [--size=MIB] [--blocks=N] "
-	        "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N] [--slab-mib=N] [--ram]\n");
+	        "[--depth=N] [--zones=N] [--phases=LIST] [--seed=N] [--slab-mib=N] [--ram]\n"
+	        "                       [--index=none|embedded] [--dedupe=PERCENT]\n");
 	exit(2);
 }
 
@@ -405,6 +545,8 @@ static void parse(int argc, char **argv, struct settings *settings)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "slab-mib", required_argument, NULL, 'M' },
 		{ "ram", no_argument, NULL, 'R' },
+		{ "index", required_argument, NULL, 'i' },
+		{ "dedupe", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int option;
@@ -438,12 +580,21 @@ static void parse(int argc, char **argv, struct settings *settings)
 		case 'R':
 			settings->ram = true;
 			break;
+		case 'i':
+			if (strcmp(optarg, "embedded") == 0)
+				settings->embedded_index = true;
+			else if (strcmp(optarg, "none") != 0)
+				usage();
+			break;
+		case 'D':
+			settings->dedupe_percent = (unsigned int) strtoul(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 		}
 	}
 	if ((optind != argc) || (settings->depth == 0) || (settings->depth > 1024) ||
-	    (settings->blocks == 0) || (settings->zones == 0) ||
+	    (settings->dedupe_percent > 100) || (settings->blocks == 0) || (settings->zones == 0) ||
 	    (settings->ram && (strstr(settings->phases, "recovery") != NULL)))
 		usage();
 }
@@ -461,6 +612,8 @@ int main(int argc, char **argv)
 	struct window window = { .mutex = PTHREAD_MUTEX_INITIALIZER,
 		                 .cond = PTHREAD_COND_INITIALIZER };
 	struct vdo_format_config format = { 0 };
+	struct vdo_index_record index_record = { .memory_mb = 256 };
+	struct vdo_index_config ram_index;
 	uint64_t volume_blocks;
 	struct vdo_store_config config;
 	struct vdo_super_block super;
@@ -471,19 +624,28 @@ int main(int argc, char **argv)
 
 	parse(argc, argv, &settings);
 	config = (struct vdo_store_config){ .logical_zones = settings.zones,
-		                            .physical_zones = settings.zones };
+		                            .physical_zones = settings.zones,
+		                            .hash_zones = settings.zones };
 	unlink(settings.path);
-	/* The volume, then the raw region. */
-	volume_blocks = settings.size_mib * 256;
+	/* The volume (its index region first), then the raw region. */
+	if (settings.embedded_index && !settings.ram) {
+		index_record.kind = VDO_INDEX_RECORD_EMBEDDED;
+		format.index_blocks = index_blocks();
+	}
+	volume_blocks = settings.size_mib * 256 + format.index_blocks;
 	format.physical_blocks = volume_blocks;
 	format.slab_blocks = (uint32_t) (settings.slab_mib * 256);
 	raw_first = volume_blocks;
+	if (settings.embedded_index && settings.ram)
+		config.index = ram_index_config(&settings, &ram_index);
 	if (((settings.ram ? vdo_make_ram_device(volume_blocks + settings.blocks, &device)
 	                   : vdo_open_file_device(settings.path, volume_blocks + settings.blocks,
 	                                          &device)) != DD_SUCCESS) ||
-	    (vdo_format(device, &format, &super) != DD_SUCCESS) ||
-	    (vdo_store_open(device, &config, &store) != DD_SUCCESS))
+	    (vdo_format_with_index(device, &format, &index_record, &super) != DD_SUCCESS) ||
+	    (vdo_store_open(device, &config, &store) != DD_SUCCESS) || !wait_for_index(store))
 		return 1;
+	if (settings.embedded_index || (settings.dedupe_percent > 0))
+		contents.of_block = calloc(super.layout.logical_blocks, sizeof(uint64_t));
 	if (settings.blocks > super.layout.logical_blocks) {
 		fprintf(stderr, "vdo-store-bench: %llu blocks do not fit in %llu MiB\n",
 		        (unsigned long long) settings.blocks,
@@ -496,9 +658,10 @@ int main(int argc, char **argv)
 		if (dd_allocate_aligned(4096, 4096, "bench buffer", &slots[s].buffer) != DD_SUCCESS)
 			return 1;
 	}
-	printf("path=%s size_mib=%llu blocks=%llu depth=%u zones=%u\n", settings.path,
-	       (unsigned long long) settings.size_mib, (unsigned long long) settings.blocks,
-	       settings.depth, settings.zones);
+	printf("path=%s size_mib=%llu blocks=%llu depth=%u zones=%u index=%s dedupe=%u%%\n",
+	       settings.path, (unsigned long long) settings.size_mib,
+	       (unsigned long long) settings.blocks, settings.depth, settings.zones,
+	       settings.embedded_index ? "embedded" : "none", settings.dedupe_percent);
 	for (enum phase_kind kind = SEQ_WRITE; kind <= RAND_READ; kind++) {
 		struct vdo_store_stats stats_before;
 		struct vdo_store_stats stats_after;
@@ -529,6 +692,9 @@ int main(int argc, char **argv)
 	    (run_recovery_phase(&settings, volume_blocks + settings.blocks, &config, slots) != 0))
 		return 1;
 	unlink(settings.path);
+	if (config.index != NULL)
+		unlink(config.index->path);
+	free(contents.of_block);
 	for (unsigned int s = 0; s < settings.depth; s++)
 		dd_free(slots[s].buffer);
 	free(slots);

@@ -12,8 +12,7 @@ enum {
 	PBN_BYTES = 6,
 };
 
-void vdo_encode_advice(struct vdo_mapping mapping, uint64_t nonce,
-                       uint8_t advice[VDO_ADVICE_BYTES])
+void vdo_encode_advice(struct vdo_mapping mapping, uint64_t nonce, uint8_t advice[VDO_ADVICE_BYTES])
 {
 	advice[0] = VDO_ADVICE_VERSION;
 	advice[1] = (uint8_t) mapping.state;

@@ -33,8 +33,8 @@ int vdo_make_pbn_lock_pool(uint32_t capacity, struct vdo_pbn_lock_pool **pool_pt
 		return result;
 	result = DD_ALLOCATE(capacity, struct vdo_pbn_lock, "pbn locks", &pool->locks);
 	if (result == DD_SUCCESS)
-		result = DD_ALLOCATE(buckets, struct vdo_pbn_lock *, "pbn lock buckets",
-		                     &pool->buckets);
+		result =
+		    DD_ALLOCATE(buckets, struct vdo_pbn_lock *, "pbn lock buckets", &pool->buckets);
 	if (result != DD_SUCCESS) {
 		vdo_free_pbn_lock_pool(pool);
 		return result;

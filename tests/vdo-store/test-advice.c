@@ -53,9 +53,9 @@ static void test_advice_not_to_follow(void **state)
 	/* Nothing, or the zero block. */
 	vdo_encode_advice(mapping, NONCE, advice);
 	assert_false(vdo_decode_advice(advice, NONCE, &out));
-	vdo_encode_advice((struct vdo_mapping){ .pbn = VDO_ZERO_BLOCK,
-	                                        .state = VDO_MAPPING_UNCOMPRESSED },
-	                  NONCE, advice);
+	vdo_encode_advice(
+	    (struct vdo_mapping){ .pbn = VDO_ZERO_BLOCK, .state = VDO_MAPPING_UNCOMPRESSED }, NONCE,
+	    advice);
 	assert_false(vdo_decode_advice(advice, NONCE, &out));
 	/* All zeros (an index entry never written by a store). */
 	memset(bad, 0, sizeof(bad));
