@@ -191,6 +191,8 @@ static void *writer_thread(void *argument)
 		if ((result != DD_SUCCESS) && (writer->result == DD_SUCCESS))
 			writer->result = result;
 		writer->chapters_written += (result == DD_SUCCESS);
+		/* Read here, under the mutex: the chapter index is the writer thread's alone. */
+		writer->chapter_index_discards += writer->chapter_index->discarded_entries;
 		writer->zones_closed = 0;
 		writer->chapter = chapter + 1;
 		writer->written_below = chapter + 1;

@@ -126,6 +126,8 @@ struct chapter_writer {
 	uint64_t written_below;
 	int result;
 	uint64_t chapters_written;
+	/* Chapter index entries dropped for want of room, in all chapters written (mutex). */
+	uint64_t chapter_index_discards;
 	/* Writer-owned buffers: one record page's records, and a batch of pages to write. */
 	struct uds_volume_record *records;
 	uint8_t *pages;

@@ -1096,7 +1096,7 @@ int uds_get_index_stats(struct uds_index *index, struct uds_index_stats *stats)
 	stats->volume_index_memory = vi.memory_allocated;
 	pthread_mutex_lock(&index->writer.mutex);
 	stats->chapters_written = index->writer.chapters_written;
-	stats->chapter_index_discards = index->writer.chapter_index->discarded_entries;
+	stats->chapter_index_discards = index->writer.chapter_index_discards;
 	pthread_mutex_unlock(&index->writer.mutex);
 	stats->chapters_dropped = index->chapters_dropped;
 	stats->rebuilt = index->rebuilt;

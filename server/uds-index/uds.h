@@ -175,6 +175,7 @@ struct uds_index_stats {
 	uint64_t chapters_written;
 	uint64_t open_chapter;
 	uint64_t oldest_chapter;
+	/* Chapter index entries dropped for want of room, in all chapters written since open. */
 	uint64_t chapter_index_discards;
 	/* Chapters dropped by the last rebuild (corrupt or torn). */
 	uint64_t chapters_dropped;
