@@ -365,16 +365,21 @@ static void finish_failure(struct dd_completion *completion)
 	vdo_finish_data_vio(data_vio);
 }
 
-static void release_allocation(struct dd_completion *completion)
+void vdo_give_back_allocation(struct data_vio *data_vio)
 {
-	struct data_vio *data_vio = completion->parent;
-
 	if (data_vio->pbn_lock != NULL) {
 		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
 		data_vio->pbn_lock = NULL;
 	}
 	vdo_release_allocation(data_vio->store->depot, data_vio->allocation);
 	data_vio->allocation = VDO_ZERO_BLOCK;
+}
+
+static void release_allocation(struct dd_completion *completion)
+{
+	struct data_vio *data_vio = completion->parent;
+
+	vdo_give_back_allocation(data_vio);
 	vdo_launch_on(data_vio, finish_failure, vdo_logical_thread(data_vio));
 }
 

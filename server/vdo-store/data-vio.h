@@ -142,6 +142,12 @@ void vdo_finish_data_vio(struct data_vio *data_vio);
 /** vdo_fail_data_vio() - Any zone: end with @result (cleaning up on the right threads). */
 void vdo_fail_data_vio(struct data_vio *data_vio, int result);
 
+/**
+ * vdo_give_back_allocation() - The allocation's zone thread: release the data_vio's write lock
+ *                              and its allocation, which it did not use.
+ */
+void vdo_give_back_allocation(struct data_vio *data_vio);
+
 /** vdo_launch_on() - Continue @data_vio with @callback on @thread. */
 void vdo_launch_on(struct data_vio *data_vio, dd_action_fn callback, dd_thread_id_t thread);
 

@@ -84,14 +84,7 @@ static void leave_hash_lock(struct dd_completion *completion)
 /* The allocation's zone: the data went to another block; give the allocation back. */
 static void give_back_allocation(struct dd_completion *completion)
 {
-	struct data_vio *data_vio = completion->parent;
-
-	if (data_vio->pbn_lock != NULL) {
-		vdo_unlock_pbn(data_vio->store->depot, data_vio->pbn_lock);
-		data_vio->pbn_lock = NULL;
-	}
-	vdo_release_allocation(data_vio->store->depot, data_vio->allocation);
-	data_vio->allocation = VDO_ZERO_BLOCK;
+	vdo_give_back_allocation(completion->parent);
 	wind_up(completion);
 }
 
