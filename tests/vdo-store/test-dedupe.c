@@ -21,6 +21,7 @@
 #include "format.h"
 #include "memory-alloc.h"
 #include "record-name.h"
+#include "request-waiter.h"
 #include "super-block.h"
 #include "test-harness.h"
 #include "uds.h"
@@ -62,23 +63,6 @@ static int remove_index_file(void **state)
 /* ---------------------------------------------------------------------------------------------
  * Requests
  */
-
-struct waiter {
-	struct vdo_request request;
-	pthread_mutex_t mutex;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void request_done(struct vdo_request *request)
-{
-	struct waiter *waiter = request->context;
-
-	pthread_mutex_lock(&waiter->mutex);
-	waiter->done = true;
-	pthread_cond_signal(&waiter->cond);
-	pthread_mutex_unlock(&waiter->mutex);
-}
 
 static void start_request(struct vdo_store *store, struct waiter *waiter,
                           enum vdo_request_operation operation, uint64_t block, void *buffer)

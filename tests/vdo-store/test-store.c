@@ -24,6 +24,7 @@
 #include "layout.h"
 #include "memory-alloc.h"
 #include "ref-counts.h"
+#include "request-waiter.h"
 #include "sector-check.h"
 #include "super-block.h"
 #include "test-harness.h"
@@ -33,24 +34,6 @@ enum {
 	BLOCK = VDO_BLOCK_SIZE,
 	DEVICE_BLOCKS = 16384,
 };
-
-/* Waiting for one request. */
-struct waiter {
-	struct vdo_request request;
-	pthread_mutex_t mutex;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void request_done(struct vdo_request *request)
-{
-	struct waiter *waiter = request->context;
-
-	pthread_mutex_lock(&waiter->mutex);
-	waiter->done = true;
-	pthread_cond_signal(&waiter->cond);
-	pthread_mutex_unlock(&waiter->mutex);
-}
 
 static int do_request(struct vdo_store *store, enum vdo_request_operation operation,
                       unsigned int flags, uint64_t offset, uint64_t length, void *buffer)
